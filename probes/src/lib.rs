@@ -1,1 +1,38 @@
-//! weir-probes
+//! weir's eBPF datapath: the C programs in `bpf/`, compiled by `build.rs` with clang and
+//! embedded here, and the Rust mirror of their kernel/user ABI (`abi`).
+//!
+//! This crate and the loader are the only places with `unsafe` code: the `Pod` impls and the
+//! ring-buffer record decoding in `abi`.
+
+pub mod abi;
+
+/// The endpoint datapath object: programs `from_container` and `to_container` and every
+/// `weir_*` map (docs/maps.md).
+pub static BPF_LXC: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
+
+/// A TC program that passes every packet (program `pass`): the benchmarks' baseline.
+pub static BPF_EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_empty.o"));
+
+/// Names of the programs in [`BPF_LXC`].
+pub const PROG_FROM_CONTAINER: &str = "from_container";
+pub const PROG_TO_CONTAINER: &str = "to_container";
+
+/// Names of the maps in [`BPF_LXC`].
+pub mod maps {
+    pub const CONFIG: &str = "weir_config";
+    pub const ENDPOINTS: &str = "weir_endpoints";
+    pub const IPCACHE: &str = "weir_ipcache";
+    pub const POLICY: &str = "weir_policy";
+    pub const CT: &str = "weir_ct";
+    pub const DROP_AGG: &str = "weir_drop_agg";
+    pub const FRAG: &str = "weir_frag";
+    pub const EVENTS: &str = "weir_events";
+    pub const LOST: &str = "weir_lost";
+    /// Every map, in the order the loader pins them.
+    pub const ALL: &[&str] = &[
+        CONFIG, ENDPOINTS, IPCACHE, POLICY, CT, DROP_AGG, FRAG, EVENTS, LOST,
+    ];
+}
+
+/// Name of the runtime-configuration global (`struct weir_runtime_config`).
+pub const RUNTIME_CONFIG_GLOBAL: &str = "weir_runtime";

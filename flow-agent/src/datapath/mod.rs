@@ -1,0 +1,411 @@
+//! The kernel side of the agent: loading (or adopting) the endpoint programs and their pinned
+//! maps, attaching them to endpoint interfaces with pinned TCX links, and writing policy.
+//!
+//! Pin layout under the node's bpffs directory (e.g. `/sys/fs/bpf/weir/<node>`):
+//!
+//! ```text
+//! v<ABI>/maps/<map>               every weir_* map (the layout version is in the path)
+//! links/<ifindex>-ingress         TCX link of from_container on the endpoint's host-side veth
+//! links/<ifindex>-egress          TCX link of to_container
+//! ```
+//!
+//! Links outlive the agent: while it is stopped the datapath keeps enforcing the last policy.
+//! A restarted agent replaces the program behind each link atomically (`BPF_LINK_UPDATE`).
+
+mod ct_gc;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Map, MapData, RingBuf};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+use weir_probes::abi::{self, RuntimeConfig};
+
+pub use ct_gc::{CtGcStats, boot_time_ns, collect_garbage};
+pub use writer::{ApplyStats, LocalEndpoint, MapWriter};
+
+/// How to load the datapath.
+#[derive(Debug, Clone)]
+pub struct DatapathOptions {
+    /// Pin maps and links under this bpffs directory; `None` pins nothing (tests, benchmarks).
+    pub pin_dir: Option<PathBuf>,
+    /// Knobs compiled into the programs' `.rodata`.
+    pub runtime: RuntimeConfig,
+    /// Size of the ring buffer in bytes (a power of two, at least a page).
+    pub events_ring_bytes: u32,
+    /// Connection-tracking entries (LRU).
+    pub ct_max_entries: u32,
+    /// Policy entries, both slots together.
+    pub policy_max_entries: u32,
+    /// Ipcache prefixes, both slots together.
+    pub ipcache_max_entries: u32,
+}
+
+impl Default for DatapathOptions {
+    fn default() -> Self {
+        DatapathOptions {
+            pin_dir: None,
+            runtime: RuntimeConfig::default(),
+            events_ring_bytes: 8 << 20,
+            ct_max_entries: 262_144,
+            policy_max_entries: 131_072,
+            ipcache_max_entries: 131_072,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("cannot prepare bpffs directory {path}: {source}")]
+    PinDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot mount bpffs on /sys/fs/bpf: {0}")]
+    MountBpffs(#[source] nix::Error),
+    #[error("cannot load the datapath object: {0}")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("map {name} is missing from the datapath object")]
+    MissingMap { name: &'static str },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+    #[error("interface {ifname}: {source}")]
+    Interface {
+        ifname: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("interface {ifname}: cannot attach {program}: {source}")]
+    Attach {
+        ifname: String,
+        program: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("interface {ifname}: cannot pin the link of {program} at {path}: {source}")]
+    PinLink {
+        ifname: String,
+        program: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The two hooks of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hook {
+    /// TC ingress of the host-side veth: the endpoint's egress (`from_container`).
+    FromContainer,
+    /// TC egress of the host-side veth: the endpoint's ingress (`to_container`).
+    ToContainer,
+}
+
+impl Hook {
+    pub const BOTH: [Hook; 2] = [Hook::FromContainer, Hook::ToContainer];
+
+    pub fn program(self) -> &'static str {
+        match self {
+            Hook::FromContainer => weir_probes::PROG_FROM_CONTAINER,
+            Hook::ToContainer => weir_probes::PROG_TO_CONTAINER,
+        }
+    }
+
+    fn attach_type(self) -> TcAttachType {
+        match self {
+            Hook::FromContainer => TcAttachType::Ingress,
+            Hook::ToContainer => TcAttachType::Egress,
+        }
+    }
+
+    fn pin_suffix(self) -> &'static str {
+        match self {
+            Hook::FromContainer => "ingress",
+            Hook::ToContainer => "egress",
+        }
+    }
+}
+
+/// A link that keeps a program attached: pinned (outlives the agent) or held by this process.
+#[derive(Debug)]
+enum HeldLink {
+    Pinned(#[allow(dead_code)] PinnedLink),
+    Owned(#[allow(dead_code)] FdLink),
+}
+
+/// How an interface came to be attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachOutcome {
+    /// New TCX links were created.
+    Attached,
+    /// Links pinned by an earlier agent now run this agent's programs.
+    Adopted,
+    /// This agent had already attached the interface.
+    Unchanged,
+}
+
+/// The loaded datapath.
+pub struct Datapath {
+    ebpf: Ebpf,
+    pin_root: Option<PathBuf>,
+    /// ifindex → (name, links of both hooks)
+    attached: BTreeMap<u32, (String, Vec<HeldLink>)>,
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+impl Datapath {
+    /// Loads the endpoint programs. With a pin directory, maps pinned there by an earlier agent
+    /// are reused (connections and unread events survive a restart); missing ones are created
+    /// and pinned.
+    pub fn load(opts: &DatapathOptions) -> Result<Datapath, DatapathError> {
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(weir_probes::RUNTIME_CONFIG_GLOBAL, &opts.runtime, true)
+            .map_max_entries(weir_probes::maps::EVENTS, opts.events_ring_bytes)
+            .map_max_entries(weir_probes::maps::CT, opts.ct_max_entries)
+            .map_max_entries(weir_probes::maps::POLICY, opts.policy_max_entries)
+            .map_max_entries(weir_probes::maps::IPCACHE, opts.ipcache_max_entries);
+        let map_dir = match &opts.pin_dir {
+            Some(root) => {
+                ensure_bpffs(root)?;
+                let dir = root.join(format!("v{}", abi::ABI_VERSION)).join("maps");
+                for sub in [dir.clone(), root.join("links")] {
+                    std::fs::create_dir_all(&sub)
+                        .map_err(|source| DatapathError::PinDir { path: sub, source })?;
+                }
+                Some(dir)
+            }
+            None => None,
+        };
+        if let Some(dir) = &map_dir {
+            for name in weir_probes::maps::ALL {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader
+            .load(weir_probes::BPF_LXC)
+            .map_err(|e| DatapathError::Load(Box::new(e)))?;
+        for hook in Hook::BOTH {
+            program_mut(&mut ebpf, hook.program())?
+                .load()
+                .map_err(|e| DatapathError::Program {
+                    name: hook.program(),
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(Datapath {
+            ebpf,
+            pin_root: opts.pin_dir.clone(),
+            attached: BTreeMap::new(),
+        })
+    }
+
+    /// Takes the maps the agent writes (policy, ipcache, endpoints, config, CT, lost counters).
+    pub fn take_writer(&mut self) -> Result<MapWriter, DatapathError> {
+        MapWriter::new(
+            self.take_map(weir_probes::maps::CONFIG)?,
+            self.take_map(weir_probes::maps::ENDPOINTS)?,
+            self.take_map(weir_probes::maps::IPCACHE)?,
+            self.take_map(weir_probes::maps::POLICY)?,
+            self.take_map(weir_probes::maps::CT)?,
+            self.take_map(weir_probes::maps::LOST)?,
+        )
+    }
+
+    /// Takes the event ring buffer.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
+        let name = weir_probes::maps::EVENTS;
+        RingBuf::try_from(self.take_map(name)?).map_err(|e| DatapathError::Map {
+            name,
+            source: Box::new(e),
+        })
+    }
+
+    fn take_map(&mut self, name: &'static str) -> Result<Map, DatapathError> {
+        self.ebpf
+            .take_map(name)
+            .ok_or(DatapathError::MissingMap { name })
+    }
+
+    /// A program, e.g. for `BPF_PROG_TEST_RUN`.
+    pub fn program(&mut self, hook: Hook) -> Result<&mut SchedClassifier, DatapathError> {
+        program_mut(&mut self.ebpf, hook.program())
+    }
+
+    /// Attaches both programs to an interface of the current network namespace, adopting links
+    /// an earlier agent pinned for it.
+    pub fn attach(&mut self, ifname: &str) -> Result<(u32, AttachOutcome), DatapathError> {
+        let ifindex =
+            nix::net::if_::if_nametoindex(ifname).map_err(|source| DatapathError::Interface {
+                ifname: ifname.to_string(),
+                source,
+            })?;
+        if self.attached.contains_key(&ifindex) {
+            return Ok((ifindex, AttachOutcome::Unchanged));
+        }
+        let mut links = Vec::with_capacity(2);
+        let mut adopted = false;
+        for hook in Hook::BOTH {
+            let pin_path = self.link_pin_path(ifindex, hook);
+            let prog = program_mut(&mut self.ebpf, hook.program())?;
+            let attach_err =
+                |source: Box<dyn std::error::Error + Send + Sync>| DatapathError::Attach {
+                    ifname: ifname.to_string(),
+                    program: hook.program(),
+                    source,
+                };
+            let existing = pin_path
+                .as_deref()
+                .and_then(|p| PinnedLink::from_pin(p).ok());
+            let held = match existing {
+                Some(pinned) => {
+                    // The pin keeps the link alive while its program is replaced in place.
+                    let link = SchedClassifierLink::try_from(FdLink::from(pinned))
+                        .map_err(|e| attach_err(e.into()))?;
+                    let id = prog
+                        .attach_to_link(link)
+                        .map_err(|e| attach_err(e.into()))?;
+                    let link = prog.take_link(id).map_err(|e| attach_err(e.into()))?;
+                    adopted = true;
+                    HeldLink::Owned(FdLink::try_from(link).map_err(|e| attach_err(e.into()))?)
+                }
+                None => {
+                    let id = prog
+                        .attach_with_options(
+                            ifname,
+                            hook.attach_type(),
+                            TcAttachOptions::TcxOrder(LinkOrder::default()),
+                        )
+                        .map_err(|e| attach_err(e.into()))?;
+                    let link =
+                        FdLink::try_from(prog.take_link(id).map_err(|e| attach_err(e.into()))?)
+                            .map_err(|e| attach_err(e.into()))?;
+                    match pin_path {
+                        Some(path) => HeldLink::Pinned(link.pin(&path).map_err(|e| {
+                            DatapathError::PinLink {
+                                ifname: ifname.to_string(),
+                                program: hook.program(),
+                                path: path.clone(),
+                                source: Box::new(e),
+                            }
+                        })?),
+                        None => HeldLink::Owned(link),
+                    }
+                }
+            };
+            links.push(held);
+        }
+        self.attached.insert(ifindex, (ifname.to_string(), links));
+        let outcome = if adopted {
+            AttachOutcome::Adopted
+        } else {
+            AttachOutcome::Attached
+        };
+        Ok((ifindex, outcome))
+    }
+
+    /// Detaches an interface: removes the pins and closes the links.
+    pub fn detach(&mut self, ifindex: u32) {
+        for hook in Hook::BOTH {
+            if let Some(path) = self.link_pin_path(ifindex, hook) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        self.attached.remove(&ifindex);
+    }
+
+    /// Interfaces this agent has attached, by ifindex.
+    pub fn attached(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.attached.iter().map(|(i, (n, _))| (*i, n.as_str()))
+    }
+
+    /// Ifindexes that have pinned links (from this or an earlier agent).
+    pub fn pinned_ifindexes(&self) -> Vec<u32> {
+        let Some(root) = &self.pin_root else {
+            return self.attached.keys().copied().collect();
+        };
+        let mut out: Vec<u32> = std::fs::read_dir(root.join("links"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.split('-').next()?.parse().ok())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Removes maps of other ABI versions (after an upgrade adopted every link).
+    pub fn remove_stale_versions(&self) {
+        let Some(root) = &self.pin_root else { return };
+        let current = format!("v{}", abi::ABI_VERSION);
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('v') && name != current {
+                tracing::info!(dir = %entry.path().display(), "removing maps of an older datapath version");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    fn link_pin_path(&self, ifindex: u32, hook: Hook) -> Option<PathBuf> {
+        self.pin_root.as_ref().map(|root| {
+            root.join("links")
+                .join(format!("{ifindex}-{}", hook.pin_suffix()))
+        })
+    }
+}
+
+fn program_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, DatapathError> {
+    let prog = ebpf.program_mut(name).ok_or(DatapathError::Program {
+        name,
+        source: Box::new(aya::programs::ProgramError::NotLoaded),
+    })?;
+    prog.try_into().map_err(|e| DatapathError::Program {
+        name,
+        source: Box::new(e),
+    })
+}
+
+/// Mounts bpffs on /sys/fs/bpf when the pin directory lives there and nothing is mounted yet.
+fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
+    let base = Path::new("/sys/fs/bpf");
+    if !pin_dir.starts_with(base) {
+        return Ok(());
+    }
+    let mounted = nix::sys::statfs::statfs(base)
+        .map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .unwrap_or(false);
+    if !mounted {
+        tracing::info!("mounting bpffs on /sys/fs/bpf");
+        nix::mount::mount(
+            Some("bpf"),
+            base,
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(DatapathError::MountBpffs)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Events on the weir_events ring buffer; a failed reservation is counted in weir_lost. */
+#ifndef WEIR_EVENTS_H
+#define WEIR_EVENTS_H
+
+#include "common.h"
+#include "maps.h"
+
+/* Set by the loader (struct weir_runtime_config in weir/abi.h). */
+const volatile struct weir_runtime_config weir_runtime = {
+	.trace_interval_ns = 5000000000ULL,
+	.drop_interval_ns = 5000000000ULL,
+	.ct_lifetime_tcp_ns = 21600000000000ULL,
+	.ct_lifetime_syn_ns = 60000000000ULL,
+	.ct_lifetime_close_ns = 10000000000ULL,
+	.ct_lifetime_other_ns = 60000000000ULL,
+	.policy_verdict_events = 1,
+};
+
+/* Events are written through a ring-buffer reservation, which gives the type no BTF of its
+ * own; this read-only instance puts it there for the ABI layout check and for bpftool. */
+const volatile struct weir_flow_event weir_event_layout = { .version = WEIR_EVENT_VERSION };
+
+/* What the enforcement point knows when it reports. */
+struct verdict_ctx {
+	__u32 ifindex;
+	__u32 ep_id;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 rule_set;
+	__u8 direction;     /* of the connection */
+	__u8 obs_point;
+	__u8 match_type;
+	__u8 reply;
+	__u8 audit;
+	__u8 trace_reason;
+	__u8 reserved[2];
+};
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&weir_lost, &zero);
+
+	if (lost)
+		*lost += 1;
+}
+
+static __always_inline void emit_event(const struct pkt *p, const struct verdict_ctx *v, __u8 type,
+				       __u8 verdict, __u16 drop_reason, __u32 count, __u64 now)
+{
+	struct weir_flow_event *ev;
+
+	ev = bpf_ringbuf_reserve(&weir_events, sizeof(*ev), 0);
+	if (!ev) {
+		count_lost();
+		return;
+	}
+	ev->type = type;
+	ev->version = WEIR_EVENT_VERSION;
+	ev->obs_point = v->obs_point;
+	ev->flags = (p->family == 6 ? WEIR_EVF_IPV6 : 0) | (v->reply ? WEIR_EVF_REPLY : 0) |
+		    (v->audit ? WEIR_EVF_AUDIT : 0) | (p->fragment == 1 ? WEIR_EVF_FRAGMENT : 0);
+	ev->direction = v->direction;
+	ev->trace_reason = v->trace_reason;
+	ev->match_type = v->match_type;
+	ev->protocol = p->protocol;
+	ev->tcp_flags = p->tcp_flags;
+	ev->icmp_type = p->icmp_type;
+	ev->icmp_code = p->icmp_code;
+	ev->verdict = verdict;
+	ev->drop_reason = drop_reason;
+	ev->reserved_0 = 0;
+	ev->ifindex = v->ifindex;
+	ev->ep_id = v->ep_id;
+	ev->src_identity = v->src_identity;
+	ev->dst_identity = v->dst_identity;
+	ev->rule_set = v->rule_set;
+	ev->count = count;
+	ev->pkt_len = p->len;
+	ev->reserved_1 = 0;
+	ev->ts_boot_ns = now;
+	copy_addr(ev->saddr, p->saddr);
+	copy_addr(ev->daddr, p->daddr);
+	ev->sport = p->sport;
+	ev->dport = p->dport;
+	ev->l7_ref = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* Drops of one flow are reported once per drop interval; the event carries how many
+ * drops it stands for. Returns the count to report, or 0 to stay silent. */
+static __always_inline __u32 drop_aggregate(const struct weir_ct_key *flow, __u64 now)
+{
+	struct weir_drop_agg *agg = bpf_map_lookup_elem(&weir_drop_agg, flow);
+	__u32 count;
+
+	if (!agg) {
+		struct weir_drop_agg fresh = { .last_report_ns = now };
+		bpf_map_update_elem(&weir_drop_agg, flow, &fresh, BPF_ANY);
+		return 1;
+	}
+	if (now - agg->last_report_ns < weir_runtime.drop_interval_ns) {
+		__sync_fetch_and_add(&agg->suppressed, 1);
+		return 0;
+	}
+	count = agg->suppressed + 1;
+	agg->suppressed = 0;
+	agg->last_report_ns = now;
+	return count;
+}
+
+#endif /* WEIR_EVENTS_H */

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel/user ABI of weir's datapath: every struct and constant the eBPF programs share
+ * with the agent. Written once here; mirrored in Rust by probes/src/abi.rs, whose sizes and
+ * field offsets a test checks against the BTF of the compiled object.
+ *
+ * Rules: fixed-width types only, explicit padding, no bool, no bitfields. Retired fields stay
+ * as reserved_*. Any layout change bumps WEIR_ABI_VERSION (the pin directory is versioned).
+ */
+#ifndef WEIR_ABI_H
+#define WEIR_ABI_H
+
+#include <linux/types.h>
+
+#define WEIR_ABI_VERSION 1
+
+/* ---- Events (ring buffer weir_events) ------------------------------------------------- */
+
+/* Event types: the numbering of Cilium's monitor API (Hubble's CiliumEventType.type). */
+#define WEIR_EVENT_DROP           1
+#define WEIR_EVENT_TRACE          4
+#define WEIR_EVENT_POLICY_VERDICT 5
+
+#define WEIR_EVENT_VERSION 1
+
+/* Drop reasons: values of Hubble's flow.DropReason. */
+#define WEIR_DROP_INVALID_SOURCE_IP   132
+#define WEIR_DROP_POLICY_DENIED       133 /* default deny: no allow rule matched */
+#define WEIR_DROP_INVALID_PACKET      134
+#define WEIR_DROP_CT_INVALID_HDR      135 /* truncated or invalid header */
+#define WEIR_DROP_FRAG_NOT_FOUND      175 /* first fragment of a datagram not seen */
+#define WEIR_DROP_POLICY_DENY         181 /* explicit deny rule */
+#define WEIR_DROP_EP_NOT_READY        203 /* no policy computed for this endpoint yet */
+
+/* Trace observation points: the monitor's sub_type numbering (not the proto enum). */
+#define WEIR_OBS_TO_ENDPOINT   0
+#define WEIR_OBS_TO_STACK      3
+#define WEIR_OBS_FROM_ENDPOINT 5
+
+/* Trace reasons: Hubble's flow.TraceReason. */
+#define WEIR_TRACE_NEW         1
+#define WEIR_TRACE_ESTABLISHED 2
+#define WEIR_TRACE_REPLY       3
+#define WEIR_TRACE_RELATED     4
+
+/* Traffic direction, from the endpoint's point of view (Hubble's TrafficDirection). */
+#define WEIR_DIR_INGRESS 1
+#define WEIR_DIR_EGRESS  2
+
+/* weir_flow_event.flags */
+#define WEIR_EVF_IPV6     0x01 /* addresses are IPv6 (else IPv4 in the first 4 bytes) */
+#define WEIR_EVF_REPLY    0x02 /* packet travels in the reply direction of its connection */
+#define WEIR_EVF_AUDIT    0x04 /* policy verdict in audit mode: would drop, forwarded */
+#define WEIR_EVF_FRAGMENT 0x08 /* non-first fragment; ports come from the fragment map */
+
+/* Verdict of a policy-verdict event (weir_flow_event.verdict). */
+#define WEIR_VERDICT_ALLOWED 0
+#define WEIR_VERDICT_DENIED  1
+
+/* One event per connection verdict, trace or drop. 96 bytes. */
+struct weir_flow_event {
+	__u8 type;          /* WEIR_EVENT_* */
+	__u8 version;       /* WEIR_EVENT_VERSION */
+	__u8 obs_point;     /* trace: WEIR_OBS_*; others: the point the event was taken at */
+	__u8 flags;         /* WEIR_EVF_* */
+	__u8 direction;     /* WEIR_DIR_* of the connection */
+	__u8 trace_reason;  /* WEIR_TRACE_* */
+	__u8 match_type;    /* policy match type (Hubble policy_match_type) */
+	__u8 protocol;      /* IP protocol number */
+	__u8 tcp_flags;     /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80 */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 verdict;       /* policy-verdict: WEIR_VERDICT_* */
+	__u16 drop_reason;  /* WEIR_DROP_* (drops and denied policy verdicts), else 0 */
+	__u16 reserved_0;
+	__u32 ifindex;      /* host-side interface of the endpoint */
+	__u32 ep_id;        /* local endpoint id */
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 rule_set;     /* deciding rule set (0 = none) */
+	__u32 count;        /* packets this event stands for (aggregation) */
+	__u32 pkt_len;      /* length of the packet that triggered the event */
+	__u32 reserved_1;
+	__u64 ts_boot_ns;   /* bpf_ktime_get_boot_ns() */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;        /* host byte order; ICMP echo: identifier */
+	__u16 dport;        /* host byte order */
+	__u32 l7_ref;       /* reserved for L7 records (0) */
+};
+
+/* ---- Runtime configuration (.rodata, set by the loader) ------------------------------- */
+
+struct weir_runtime_config {
+	__u64 trace_interval_ns;     /* at most one trace per connection direction per interval (0 = every packet) */
+	__u64 drop_interval_ns;      /* at most one drop event per flow per interval */
+	__u64 ct_lifetime_tcp_ns;    /* established TCP */
+	__u64 ct_lifetime_syn_ns;    /* TCP before the handshake completes */
+	__u64 ct_lifetime_close_ns;  /* TCP after FIN from both sides or RST */
+	__u64 ct_lifetime_other_ns;  /* UDP, ICMP, other */
+	__u32 policy_verdict_events; /* 1: emit policy-verdict events on new connections where enforced */
+	__u32 reserved_0;
+};
+
+/* ---- Maps -------------------------------------------------------------------------------- */
+
+/* weir_config (array, 1 entry): the active policy generation; slot = policy_gen & 1. */
+struct weir_config {
+	__u32 policy_gen;
+	__u32 reserved_0;
+};
+
+/* weir_endpoints (hash): host-side ifindex -> endpoint. */
+#define WEIR_EP_ENFORCE_INGRESS 0x01
+#define WEIR_EP_ENFORCE_EGRESS  0x02
+
+struct weir_endpoint_slot {
+	__u32 identity;          /* 0: no policy computed in this slot (traffic is dropped) */
+	__u32 flags;             /* WEIR_EP_ENFORCE_* */
+	__u32 ingress_selecting; /* rule set of the policies selecting the endpoint for ingress */
+	__u32 egress_selecting;  /* ... for egress */
+};
+
+struct weir_endpoint {
+	__u32 ep_id;
+	__u32 reserved_0;
+	__u8 ipv4[4];            /* primary addresses, for source validation without a lookup */
+	__u8 ipv6[16];
+	struct weir_endpoint_slot slot[2];
+};
+
+/* weir_ipcache (LPM trie): (slot, family, address/prefix) -> identity. */
+#define WEIR_IPCACHE_FIXED_BITS 32 /* slot, family, 2 zero bytes */
+
+struct weir_ipcache_key {
+	__u32 prefixlen;         /* WEIR_IPCACHE_FIXED_BITS + address prefix length */
+	__u8 slot;
+	__u8 family;             /* 4 or 6 */
+	__u16 reserved_0;
+	__u8 addr[16];
+};
+
+struct weir_ipcache_value {
+	__u32 identity;
+	__u32 ep_id;             /* local endpoint owning the address, else 0 */
+};
+
+/* weir_policy (LPM trie): (slot, direction, endpoint, identity) exactly, then
+ * protocol (8 bits) and destination port (16 bits, network order) as a prefix. */
+#define WEIR_POLICY_FIXED_BITS 96
+#define WEIR_POLICY_FULL_BITS  120
+
+struct weir_policy_key {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 direction;          /* WEIR_DIR_* */
+	__u16 reserved_0;
+	__u32 ep_id;
+	__u32 identity;          /* 0 = any */
+	__u8 protocol;           /* 0 = any (prefix ends before it) */
+	__u8 dport[2];           /* network byte order; ICMP: [0] = 0, [1] = type */
+	__u8 reserved_1;
+};
+
+#define WEIR_POLICY_DENY  0x01
+#define WEIR_POLICY_AUDIT 0x02
+
+struct weir_policy_value {
+	__u8 flags;              /* WEIR_POLICY_* */
+	__u8 match_type;
+	__u16 reserved_0;
+	__u32 rule_set;
+	__u32 l7_rules;          /* reference to L7 rules (0 = none) */
+	__u32 reserved_1;
+};
+
+/* weir_ct (LRU hash): one entry per connection and enforcement point. */
+struct weir_ct_key {
+	__u8 saddr[16];          /* as seen in the connection's original direction */
+	__u8 daddr[16];
+	__u16 sport;             /* host byte order */
+	__u16 dport;
+	__u8 protocol;
+	__u8 direction;          /* WEIR_DIR_* of the enforcement point that created it */
+	__u8 family;
+	__u8 reserved_0;
+};
+
+#define WEIR_CT_CLOSING_FWD 0x01 /* FIN seen in the original direction */
+#define WEIR_CT_CLOSING_REV 0x02 /* FIN seen in the reply direction */
+#define WEIR_CT_RST         0x04
+#define WEIR_CT_SEEN_REPLY  0x08
+#define WEIR_CT_REMOTE_LOCAL 0x10 /* the remote address is a local endpoint: its own hook traces */
+#define WEIR_CT_AUDIT       0x20 /* allowed only because the deciding entry is in audit mode */
+
+struct weir_ct_entry {
+	__u64 created_ns;
+	__u64 expires_ns;
+	__u64 last_report_ns[2]; /* [0] original direction, [1] reply */
+	__u64 packets[2];
+	__u64 bytes[2];
+	__u32 unreported[2];     /* packets since the last trace, per direction */
+	__u32 policy_gen;        /* policy generation the decision was taken in */
+	__u32 rule_set;
+	__u32 remote_identity;
+	__u8 flags;              /* WEIR_CT_* */
+	__u8 match_type;
+	__u8 tcp_seen[2];        /* TCP flags seen per direction */
+	__u8 tcp_reported[2];    /* TCP flags already reported per direction */
+	__u8 reserved_0[6];
+};
+
+/* weir_drop_agg (LRU hash): weir_ct_key -> last drop event of that flow. */
+struct weir_drop_agg {
+	__u64 last_report_ns;
+	__u32 suppressed;        /* drops since then */
+	__u32 reserved_0;
+};
+
+/* weir_frag (LRU hash): fragments of one datagram -> its ports. */
+struct weir_frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;
+	__u8 protocol;
+	__u8 family;
+	__u16 reserved_0;
+};
+
+struct weir_frag_value {
+	__u16 sport;
+	__u16 dport;
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 reserved_0;
+};
+
+#endif /* WEIR_ABI_H */

@@ -1,0 +1,435 @@
+//! Rust mirror of `include/weir/abi.h`. Every struct is `#[repr(C)]` with explicit padding and
+//! the same field names as in C; `const` assertions pin sizes here, and `tests/abi_layout.rs`
+//! compares sizes and offsets with the BTF of the compiled object, so drift fails a test.
+
+use std::mem::{offset_of, size_of};
+
+pub const ABI_VERSION: u32 = 1;
+
+// ---- Events --------------------------------------------------------------------------------
+
+pub const EVENT_DROP: u8 = 1;
+pub const EVENT_TRACE: u8 = 4;
+pub const EVENT_POLICY_VERDICT: u8 = 5;
+pub const EVENT_VERSION: u8 = 1;
+
+/// Drop reasons: values of Hubble's `flow.DropReason`.
+pub mod drop_reason {
+    pub const INVALID_SOURCE_IP: u16 = 132;
+    pub const POLICY_DENIED: u16 = 133;
+    pub const INVALID_PACKET: u16 = 134;
+    pub const CT_INVALID_HDR: u16 = 135;
+    pub const FRAG_NOT_FOUND: u16 = 175;
+    pub const POLICY_DENY: u16 = 181;
+    pub const EP_NOT_READY: u16 = 203;
+}
+
+/// Trace observation points (the monitor's sub_type numbering).
+pub mod obs_point {
+    pub const TO_ENDPOINT: u8 = 0;
+    pub const TO_STACK: u8 = 3;
+    pub const FROM_ENDPOINT: u8 = 5;
+}
+
+/// Trace reasons (Hubble's `flow.TraceReason`).
+pub mod trace_reason {
+    pub const NEW: u8 = 1;
+    pub const ESTABLISHED: u8 = 2;
+    pub const REPLY: u8 = 3;
+    pub const RELATED: u8 = 4;
+}
+
+pub const DIR_INGRESS: u8 = 1;
+pub const DIR_EGRESS: u8 = 2;
+
+pub const EVF_IPV6: u8 = 0x01;
+pub const EVF_REPLY: u8 = 0x02;
+pub const EVF_AUDIT: u8 = 0x04;
+pub const EVF_FRAGMENT: u8 = 0x08;
+
+pub const VERDICT_ALLOWED: u8 = 0;
+pub const VERDICT_DENIED: u8 = 1;
+
+/// `struct weir_flow_event`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowEvent {
+    pub r#type: u8,
+    pub version: u8,
+    pub obs_point: u8,
+    pub flags: u8,
+    pub direction: u8,
+    pub trace_reason: u8,
+    pub match_type: u8,
+    pub protocol: u8,
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub verdict: u8,
+    pub drop_reason: u16,
+    pub reserved_0: u16,
+    pub ifindex: u32,
+    pub ep_id: u32,
+    pub src_identity: u32,
+    pub dst_identity: u32,
+    pub rule_set: u32,
+    pub count: u32,
+    pub pkt_len: u32,
+    pub reserved_1: u32,
+    pub ts_boot_ns: u64,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub l7_ref: u32,
+}
+
+/// Why a ring-buffer record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event of type {type} is {len} bytes, needs {need}")]
+    Truncated { r#type: u8, len: usize, need: usize },
+    #[error("unknown event type {0}")]
+    UnknownType(u8),
+    #[error("event type {type} has unknown version {version}")]
+    UnknownVersion { r#type: u8, version: u8 },
+}
+
+impl FlowEvent {
+    /// Decodes a ring-buffer record: switches on the type byte, checks the version and length.
+    pub fn decode(bytes: &[u8]) -> Result<FlowEvent, DecodeError> {
+        let Some(&ty) = bytes.first() else {
+            return Err(DecodeError::Truncated {
+                r#type: 0,
+                len: 0,
+                need: 1,
+            });
+        };
+        match ty {
+            EVENT_DROP | EVENT_TRACE | EVENT_POLICY_VERDICT => {}
+            other => return Err(DecodeError::UnknownType(other)),
+        }
+        let need = size_of::<FlowEvent>();
+        if bytes.len() < need {
+            return Err(DecodeError::Truncated {
+                r#type: ty,
+                len: bytes.len(),
+                need,
+            });
+        }
+        if bytes[1] != EVENT_VERSION {
+            return Err(DecodeError::UnknownVersion {
+                r#type: ty,
+                version: bytes[1],
+            });
+        }
+        // SAFETY: FlowEvent is repr(C) plain old data (integers and byte arrays, every bit
+        // pattern valid) and `bytes` holds at least size_of::<FlowEvent>() bytes;
+        // read_unaligned copes with any alignment of the ring-buffer record.
+        Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
+    }
+
+    /// The event's bytes as the kernel writes them (fixtures and benchmarks).
+    pub fn to_bytes(&self) -> [u8; size_of::<FlowEvent>()] {
+        // SAFETY: FlowEvent is repr(C) with explicit padding only, so all its bytes are
+        // initialised; the array has exactly its size.
+        unsafe { std::mem::transmute_copy(self) }
+    }
+}
+
+// ---- Runtime configuration ----------------------------------------------------------------
+
+/// `struct weir_runtime_config` (the `weir_runtime` global in `.rodata`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub trace_interval_ns: u64,
+    pub drop_interval_ns: u64,
+    pub ct_lifetime_tcp_ns: u64,
+    pub ct_lifetime_syn_ns: u64,
+    pub ct_lifetime_close_ns: u64,
+    pub ct_lifetime_other_ns: u64,
+    pub policy_verdict_events: u32,
+    pub reserved_0: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        const S: u64 = 1_000_000_000;
+        RuntimeConfig {
+            trace_interval_ns: 5 * S,
+            drop_interval_ns: 5 * S,
+            ct_lifetime_tcp_ns: 21_600 * S,
+            ct_lifetime_syn_ns: 60 * S,
+            ct_lifetime_close_ns: 10 * S,
+            ct_lifetime_other_ns: 60 * S,
+            policy_verdict_events: 1,
+            reserved_0: 0,
+        }
+    }
+}
+
+// ---- Maps ----------------------------------------------------------------------------------
+
+/// `struct weir_config`: value of `weir_config[0]`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Config {
+    pub policy_gen: u32,
+    pub reserved_0: u32,
+}
+
+pub const EP_ENFORCE_INGRESS: u32 = 0x01;
+pub const EP_ENFORCE_EGRESS: u32 = 0x02;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EndpointSlot {
+    pub identity: u32,
+    pub flags: u32,
+    pub ingress_selecting: u32,
+    pub egress_selecting: u32,
+}
+
+/// `struct weir_endpoint`: value of `weir_endpoints[ifindex]`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Endpoint {
+    pub ep_id: u32,
+    pub reserved_0: u32,
+    pub ipv4: [u8; 4],
+    pub ipv6: [u8; 16],
+    pub slot: [EndpointSlot; 2],
+}
+
+pub const IPCACHE_FIXED_BITS: u32 = 32;
+
+/// Data part of `struct weir_ipcache_key` (aya's `lpm_trie::Key` adds `prefixlen`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+pub struct IpcacheKey {
+    pub slot: u8,
+    pub family: u8,
+    pub reserved_0: u16,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IpcacheValue {
+    pub identity: u32,
+    pub ep_id: u32,
+}
+
+pub const POLICY_FIXED_BITS: u32 = 96;
+pub const POLICY_FULL_BITS: u32 = 120;
+
+/// Data part of `struct weir_policy_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+pub struct PolicyKey {
+    pub slot: u8,
+    pub direction: u8,
+    pub reserved_0: u16,
+    pub ep_id: u32,
+    pub identity: u32,
+    pub protocol: u8,
+    pub dport: [u8; 2],
+    pub reserved_1: u8,
+}
+
+pub const POLICY_DENY: u8 = 0x01;
+pub const POLICY_AUDIT: u8 = 0x02;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyValue {
+    pub flags: u8,
+    pub match_type: u8,
+    pub reserved_0: u16,
+    pub rule_set: u32,
+    pub l7_rules: u32,
+    pub reserved_1: u32,
+}
+
+/// `struct weir_ct_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct CtKey {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub protocol: u8,
+    pub direction: u8,
+    pub family: u8,
+    pub reserved_0: u8,
+}
+
+pub const CT_CLOSING_FWD: u8 = 0x01;
+pub const CT_CLOSING_REV: u8 = 0x02;
+pub const CT_RST: u8 = 0x04;
+pub const CT_SEEN_REPLY: u8 = 0x08;
+pub const CT_REMOTE_LOCAL: u8 = 0x10;
+pub const CT_AUDIT: u8 = 0x20;
+
+/// `struct weir_ct_entry`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CtEntry {
+    pub created_ns: u64,
+    pub expires_ns: u64,
+    pub last_report_ns: [u64; 2],
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub unreported: [u32; 2],
+    pub policy_gen: u32,
+    pub rule_set: u32,
+    pub remote_identity: u32,
+    pub flags: u8,
+    pub match_type: u8,
+    pub tcp_seen: [u8; 2],
+    pub tcp_reported: [u8; 2],
+    pub reserved_0: [u8; 6],
+}
+
+/// `struct weir_drop_agg`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropAgg {
+    pub last_report_ns: u64,
+    pub suppressed: u32,
+    pub reserved_0: u32,
+}
+
+/// `struct weir_frag_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FragKey {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub id: u32,
+    pub protocol: u8,
+    pub family: u8,
+    pub reserved_0: u16,
+}
+
+/// `struct weir_frag_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FragValue {
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub reserved_0: u8,
+}
+
+// SAFETY: every type below is repr(C), contains only integers and integer arrays (any bit
+// pattern is valid) and has no implicit padding (the size assertions below and the BTF test
+// check that the explicit fields cover every byte).
+unsafe impl aya::Pod for FlowEvent {}
+unsafe impl aya::Pod for RuntimeConfig {}
+unsafe impl aya::Pod for Config {}
+unsafe impl aya::Pod for Endpoint {}
+unsafe impl aya::Pod for IpcacheKey {}
+unsafe impl aya::Pod for IpcacheValue {}
+unsafe impl aya::Pod for PolicyKey {}
+unsafe impl aya::Pod for PolicyValue {}
+unsafe impl aya::Pod for CtKey {}
+unsafe impl aya::Pod for CtEntry {}
+unsafe impl aya::Pod for DropAgg {}
+unsafe impl aya::Pod for FragKey {}
+unsafe impl aya::Pod for FragValue {}
+
+/// A mirrored struct: its C name, size and the offset of every field, for the BTF check.
+pub struct Layout {
+    pub c_name: &'static str,
+    pub size: usize,
+    pub fields: &'static [(&'static str, usize)],
+}
+
+macro_rules! layout {
+    ($c:literal, $t:ty, { $($f:ident),* $(,)? }) => {
+        Layout { c_name: $c, size: size_of::<$t>(), fields: &[$((stringify!($f), offset_of!($t, $f))),*] }
+    };
+}
+
+/// Every mirrored struct. (`prefixlen` of the LPM keys lives in aya's `Key` and is checked as
+/// a 4-byte shift of the data part.)
+pub const LAYOUTS: &[Layout] = &[
+    Layout {
+        c_name: "weir_flow_event",
+        size: size_of::<FlowEvent>(),
+        fields: &[
+            ("type", offset_of!(FlowEvent, r#type)),
+            ("version", offset_of!(FlowEvent, version)),
+            ("obs_point", offset_of!(FlowEvent, obs_point)),
+            ("flags", offset_of!(FlowEvent, flags)),
+            ("direction", offset_of!(FlowEvent, direction)),
+            ("trace_reason", offset_of!(FlowEvent, trace_reason)),
+            ("match_type", offset_of!(FlowEvent, match_type)),
+            ("protocol", offset_of!(FlowEvent, protocol)),
+            ("tcp_flags", offset_of!(FlowEvent, tcp_flags)),
+            ("icmp_type", offset_of!(FlowEvent, icmp_type)),
+            ("icmp_code", offset_of!(FlowEvent, icmp_code)),
+            ("verdict", offset_of!(FlowEvent, verdict)),
+            ("drop_reason", offset_of!(FlowEvent, drop_reason)),
+            ("reserved_0", offset_of!(FlowEvent, reserved_0)),
+            ("ifindex", offset_of!(FlowEvent, ifindex)),
+            ("ep_id", offset_of!(FlowEvent, ep_id)),
+            ("src_identity", offset_of!(FlowEvent, src_identity)),
+            ("dst_identity", offset_of!(FlowEvent, dst_identity)),
+            ("rule_set", offset_of!(FlowEvent, rule_set)),
+            ("count", offset_of!(FlowEvent, count)),
+            ("pkt_len", offset_of!(FlowEvent, pkt_len)),
+            ("reserved_1", offset_of!(FlowEvent, reserved_1)),
+            ("ts_boot_ns", offset_of!(FlowEvent, ts_boot_ns)),
+            ("saddr", offset_of!(FlowEvent, saddr)),
+            ("daddr", offset_of!(FlowEvent, daddr)),
+            ("sport", offset_of!(FlowEvent, sport)),
+            ("dport", offset_of!(FlowEvent, dport)),
+            ("l7_ref", offset_of!(FlowEvent, l7_ref)),
+        ],
+    },
+    layout!("weir_runtime_config", RuntimeConfig, {
+        trace_interval_ns, drop_interval_ns, ct_lifetime_tcp_ns, ct_lifetime_syn_ns,
+        ct_lifetime_close_ns, ct_lifetime_other_ns, policy_verdict_events, reserved_0,
+    }),
+    layout!("weir_config", Config, { policy_gen, reserved_0 }),
+    layout!("weir_endpoint_slot", EndpointSlot, { identity, flags, ingress_selecting, egress_selecting }),
+    layout!("weir_endpoint", Endpoint, { ep_id, reserved_0, ipv4, ipv6, slot }),
+    layout!("weir_ipcache_value", IpcacheValue, { identity, ep_id }),
+    layout!("weir_policy_value", PolicyValue, { flags, match_type, reserved_0, rule_set, l7_rules, reserved_1 }),
+    layout!("weir_ct_key", CtKey, { saddr, daddr, sport, dport, protocol, direction, family, reserved_0 }),
+    layout!("weir_ct_entry", CtEntry, {
+        created_ns, expires_ns, last_report_ns, packets, bytes, unreported, policy_gen, rule_set,
+        remote_identity, flags, match_type, tcp_seen, tcp_reported, reserved_0,
+    }),
+    layout!("weir_drop_agg", DropAgg, { last_report_ns, suppressed, reserved_0 }),
+    layout!("weir_frag_key", FragKey, { saddr, daddr, id, protocol, family, reserved_0 }),
+    layout!("weir_frag_value", FragValue, { sport, dport, tcp_flags, icmp_type, icmp_code, reserved_0 }),
+];
+
+/// LPM keys: the C struct has a leading `__u32 prefixlen`, the Rust mirror only the data.
+pub const LPM_KEY_LAYOUTS: &[Layout] = &[
+    layout!("weir_ipcache_key", IpcacheKey, { slot, family, reserved_0, addr }),
+    layout!("weir_policy_key", PolicyKey, { slot, direction, reserved_0, ep_id, identity, protocol, dport, reserved_1 }),
+];
+
+const _: () = {
+    assert!(size_of::<FlowEvent>() == 96);
+    assert!(size_of::<RuntimeConfig>() == 56);
+    assert!(size_of::<Config>() == 8);
+    assert!(size_of::<Endpoint>() == 60);
+    assert!(size_of::<IpcacheKey>() == 20);
+    assert!(size_of::<IpcacheValue>() == 8);
+    assert!(size_of::<PolicyKey>() == 16);
+    assert!(size_of::<PolicyValue>() == 16);
+    assert!(size_of::<CtKey>() == 40);
+    assert!(size_of::<CtEntry>() == 96);
+    assert!(size_of::<DropAgg>() == 16);
+    assert!(size_of::<FragKey>() == 40);
+    assert!(size_of::<FragValue>() == 8);
+};

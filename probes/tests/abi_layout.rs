@@ -1,0 +1,289 @@
+//! The Rust mirror of the ABI must match the C header: struct sizes and field offsets are
+//! compared with the BTF of the compiled object (Cilium's "alignchecker"), and every constant
+//! with its `#define` in `include/weir/abi.h`.
+
+use std::collections::BTreeMap;
+
+use weir_probes::abi::{self, LAYOUTS, LPM_KEY_LAYOUTS, Layout};
+
+/// Returns the bytes of an ELF64 little-endian section.
+fn elf_section<'a>(elf: &'a [u8], wanted: &str) -> &'a [u8] {
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF object");
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let strtab = u64_at(header(shstrndx) + 24);
+    for i in 0..shnum {
+        let h = header(i);
+        let name_off = strtab + u32_at(h);
+        let end = elf[name_off..].iter().position(|&b| b == 0).unwrap();
+        if &elf[name_off..name_off + end] == wanted.as_bytes() {
+            let (off, size) = (u64_at(h + 24), u64_at(h + 32));
+            return &elf[off..off + size];
+        }
+    }
+    panic!("section {wanted} not found");
+}
+
+struct BtfStruct {
+    size: usize,
+    /// (member name, byte offset)
+    members: Vec<(String, usize)>,
+}
+
+/// Reads every named struct of a .BTF section (just enough of the format for this check).
+fn btf_structs(btf: &[u8]) -> BTreeMap<String, BtfStruct> {
+    let u32_at = |o: usize| u32::from_le_bytes(btf[o..o + 4].try_into().unwrap());
+    assert_eq!(
+        u16::from_le_bytes([btf[0], btf[1]]),
+        0xeb9f,
+        "bad BTF magic"
+    );
+    let hdr_len = u32_at(4) as usize;
+    let (type_off, type_len) = (u32_at(8) as usize, u32_at(12) as usize);
+    let str_off = u32_at(16) as usize;
+    let strings = &btf[hdr_len + str_off..];
+    let name = |off: u32| -> String {
+        let s = &strings[off as usize..];
+        String::from_utf8(s[..s.iter().position(|&b| b == 0).unwrap()].to_vec()).unwrap()
+    };
+    let mut out = BTreeMap::new();
+    let mut pos = hdr_len + type_off;
+    let end = pos + type_len;
+    while pos < end {
+        let (name_off, info, size) = (u32_at(pos), u32_at(pos + 4), u32_at(pos + 8));
+        let kind = (info >> 24) & 0x1f;
+        let vlen = (info & 0xffff) as usize;
+        let kind_flag = info >> 31 == 1;
+        pos += 12;
+        let extra = match kind {
+            1 | 14 | 17 => 4,     // INT, VAR, DECL_TAG
+            3 => 12,              // ARRAY
+            4 | 5 => vlen * 12,   // STRUCT, UNION
+            6 | 13 => vlen * 8,   // ENUM, FUNC_PROTO
+            15 | 19 => vlen * 12, // DATASEC, ENUM64
+            _ => 0,
+        };
+        if kind == 4 && name_off != 0 {
+            let members = (0..vlen)
+                .map(|i| {
+                    let m = pos + i * 12;
+                    let bits = u32_at(m + 8);
+                    let bits = if kind_flag { bits & 0x00ff_ffff } else { bits };
+                    assert_eq!(bits % 8, 0, "bitfield in an ABI struct");
+                    (name(u32_at(m)), (bits / 8) as usize)
+                })
+                .collect();
+            out.insert(
+                name(name_off),
+                BtfStruct {
+                    size: size as usize,
+                    members,
+                },
+            );
+        }
+        pos += extra;
+    }
+    out
+}
+
+fn check(layout: &Layout, c: &BtfStruct, shift: usize, problems: &mut Vec<String>) {
+    if c.size != layout.size + shift {
+        problems.push(format!(
+            "struct {}: C size {} != Rust size {} + {shift}",
+            layout.c_name, c.size, layout.size
+        ));
+    }
+    let c_members: Vec<_> = c
+        .members
+        .iter()
+        .filter(|(n, _)| shift == 0 || n != "prefixlen")
+        .collect();
+    let c_names: Vec<&str> = c_members.iter().map(|(n, _)| n.as_str()).collect();
+    let rust_names: Vec<&str> = layout.fields.iter().map(|(n, _)| *n).collect();
+    if c_names != rust_names {
+        problems.push(format!(
+            "struct {}: C fields {c_names:?} != Rust fields {rust_names:?}",
+            layout.c_name
+        ));
+        return;
+    }
+    for ((name, c_off), (_, rust_off)) in c_members.iter().zip(layout.fields) {
+        if *c_off != rust_off + shift {
+            problems.push(format!(
+                "{}.{name}: C offset {c_off} != Rust offset {rust_off} + {shift}",
+                layout.c_name
+            ));
+        }
+    }
+}
+
+#[test]
+fn rust_structs_match_the_btf_of_the_compiled_object() {
+    let structs = btf_structs(elf_section(weir_probes::BPF_LXC, ".BTF"));
+    let mut problems = Vec::new();
+    for (layouts, shift) in [(LAYOUTS, 0), (LPM_KEY_LAYOUTS, 4)] {
+        for layout in layouts {
+            match structs.get(layout.c_name) {
+                Some(c) => check(layout, c, shift, &mut problems),
+                None => problems.push(format!(
+                    "struct {} is not in the object's BTF",
+                    layout.c_name
+                )),
+            }
+        }
+    }
+    for key in ["weir_ipcache_key", "weir_policy_key"] {
+        if structs[key].members.first().map(|(n, o)| (n.as_str(), *o)) != Some(("prefixlen", 0)) {
+            problems.push(format!("{key} must start with prefixlen"));
+        }
+    }
+    assert!(problems.is_empty(), "ABI drift:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn constants_match_the_header() {
+    let header = include_str!("../include/weir/abi.h");
+    let defines: BTreeMap<&str, i64> = header
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.strip_prefix("#define ")?.split_whitespace();
+            let (name, value) = (it.next()?, it.next()?);
+            let v = match value.strip_prefix("0x") {
+                Some(hex) => i64::from_str_radix(hex, 16).ok()?,
+                None => value.parse().ok()?,
+            };
+            Some((name, v))
+        })
+        .collect();
+    let rust: &[(&str, i64)] = &[
+        ("WEIR_ABI_VERSION", abi::ABI_VERSION as i64),
+        ("WEIR_EVENT_DROP", abi::EVENT_DROP as i64),
+        ("WEIR_EVENT_TRACE", abi::EVENT_TRACE as i64),
+        (
+            "WEIR_EVENT_POLICY_VERDICT",
+            abi::EVENT_POLICY_VERDICT as i64,
+        ),
+        ("WEIR_EVENT_VERSION", abi::EVENT_VERSION as i64),
+        (
+            "WEIR_DROP_INVALID_SOURCE_IP",
+            abi::drop_reason::INVALID_SOURCE_IP as i64,
+        ),
+        (
+            "WEIR_DROP_POLICY_DENIED",
+            abi::drop_reason::POLICY_DENIED as i64,
+        ),
+        (
+            "WEIR_DROP_INVALID_PACKET",
+            abi::drop_reason::INVALID_PACKET as i64,
+        ),
+        (
+            "WEIR_DROP_CT_INVALID_HDR",
+            abi::drop_reason::CT_INVALID_HDR as i64,
+        ),
+        (
+            "WEIR_DROP_FRAG_NOT_FOUND",
+            abi::drop_reason::FRAG_NOT_FOUND as i64,
+        ),
+        (
+            "WEIR_DROP_POLICY_DENY",
+            abi::drop_reason::POLICY_DENY as i64,
+        ),
+        (
+            "WEIR_DROP_EP_NOT_READY",
+            abi::drop_reason::EP_NOT_READY as i64,
+        ),
+        ("WEIR_OBS_TO_ENDPOINT", abi::obs_point::TO_ENDPOINT as i64),
+        ("WEIR_OBS_TO_STACK", abi::obs_point::TO_STACK as i64),
+        (
+            "WEIR_OBS_FROM_ENDPOINT",
+            abi::obs_point::FROM_ENDPOINT as i64,
+        ),
+        ("WEIR_TRACE_NEW", abi::trace_reason::NEW as i64),
+        (
+            "WEIR_TRACE_ESTABLISHED",
+            abi::trace_reason::ESTABLISHED as i64,
+        ),
+        ("WEIR_TRACE_REPLY", abi::trace_reason::REPLY as i64),
+        ("WEIR_TRACE_RELATED", abi::trace_reason::RELATED as i64),
+        ("WEIR_DIR_INGRESS", abi::DIR_INGRESS as i64),
+        ("WEIR_DIR_EGRESS", abi::DIR_EGRESS as i64),
+        ("WEIR_EVF_IPV6", abi::EVF_IPV6 as i64),
+        ("WEIR_EVF_REPLY", abi::EVF_REPLY as i64),
+        ("WEIR_EVF_AUDIT", abi::EVF_AUDIT as i64),
+        ("WEIR_EVF_FRAGMENT", abi::EVF_FRAGMENT as i64),
+        ("WEIR_VERDICT_ALLOWED", abi::VERDICT_ALLOWED as i64),
+        ("WEIR_VERDICT_DENIED", abi::VERDICT_DENIED as i64),
+        ("WEIR_EP_ENFORCE_INGRESS", abi::EP_ENFORCE_INGRESS as i64),
+        ("WEIR_EP_ENFORCE_EGRESS", abi::EP_ENFORCE_EGRESS as i64),
+        ("WEIR_IPCACHE_FIXED_BITS", abi::IPCACHE_FIXED_BITS as i64),
+        ("WEIR_POLICY_FIXED_BITS", abi::POLICY_FIXED_BITS as i64),
+        ("WEIR_POLICY_FULL_BITS", abi::POLICY_FULL_BITS as i64),
+        ("WEIR_POLICY_DENY", abi::POLICY_DENY as i64),
+        ("WEIR_POLICY_AUDIT", abi::POLICY_AUDIT as i64),
+        ("WEIR_CT_CLOSING_FWD", abi::CT_CLOSING_FWD as i64),
+        ("WEIR_CT_CLOSING_REV", abi::CT_CLOSING_REV as i64),
+        ("WEIR_CT_RST", abi::CT_RST as i64),
+        ("WEIR_CT_SEEN_REPLY", abi::CT_SEEN_REPLY as i64),
+        ("WEIR_CT_REMOTE_LOCAL", abi::CT_REMOTE_LOCAL as i64),
+        ("WEIR_CT_AUDIT", abi::CT_AUDIT as i64),
+    ];
+    let mut problems = Vec::new();
+    for (name, value) in rust {
+        match defines.get(name) {
+            Some(v) if v == value => {}
+            Some(v) => problems.push(format!("{name}: header {v}, Rust {value}")),
+            None => problems.push(format!("{name}: not defined in abi.h")),
+        }
+    }
+    for name in defines
+        .keys()
+        .filter(|n| n.starts_with("WEIR_") && *n != &"WEIR_ABI_H")
+    {
+        if !rust.iter().any(|(r, _)| r == name) {
+            problems.push(format!("{name}: defined in abi.h but not mirrored in Rust"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "constant drift:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn event_round_trips_through_bytes_and_rejects_bad_records() {
+    let ev = abi::FlowEvent {
+        r#type: abi::EVENT_DROP,
+        version: abi::EVENT_VERSION,
+        drop_reason: abi::drop_reason::POLICY_DENIED,
+        sport: 41234,
+        dport: 80,
+        ..Default::default()
+    };
+    let bytes = ev.to_bytes();
+    assert_eq!(abi::FlowEvent::decode(&bytes), Ok(ev));
+    assert_eq!(
+        abi::FlowEvent::decode(&bytes[..50]),
+        Err(abi::DecodeError::Truncated {
+            r#type: 1,
+            len: 50,
+            need: 96
+        })
+    );
+    let mut bad = bytes;
+    bad[0] = 77;
+    assert_eq!(
+        abi::FlowEvent::decode(&bad),
+        Err(abi::DecodeError::UnknownType(77))
+    );
+    bad[0] = abi::EVENT_TRACE;
+    bad[1] = 9;
+    assert_eq!(
+        abi::FlowEvent::decode(&bad).unwrap_err().to_string(),
+        "event type 4 has unknown version 9"
+    );
+}
