@@ -251,6 +251,14 @@ impl AgentProcess {
         }
     }
 
+    /// Lets the agent outlive this value (`weir lab up`): it keeps running after this process
+    /// exits, and `weir lab down` (which stops every process in the lab's namespaces) ends it.
+    /// Returns its process id.
+    pub fn persist(mut self) -> Option<u32> {
+        // Dropping a `Child` neither kills nor waits for it.
+        self.child.take().map(|c| c.id())
+    }
+
     /// Stops the agent if it runs (after a `kill`, only reaps it) and starts it again with the
     /// same command line. Does not wait for it to be ready.
     pub fn restart(&mut self) -> Result<(), LabError> {
@@ -268,6 +276,10 @@ impl AgentProcess {
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
+        if self.child.is_none() {
+            // Never started, or persisted: nothing of ours to stop.
+            return;
+        }
         if let Err(e) = self.stop() {
             tracing::warn!(node = %self.node, error = %e, "could not stop agent");
         }
