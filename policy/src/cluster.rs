@@ -179,7 +179,10 @@ impl ClusterState {
     }
 
     /// Validates endpoints (unique names, unique addresses, known nodes) and adds them.
-    fn with_endpoints(mut self, endpoints: Vec<(PathBuf, EndpointSpec)>) -> Result<Self, StateError> {
+    fn with_endpoints(
+        mut self,
+        endpoints: Vec<(PathBuf, EndpointSpec)>,
+    ) -> Result<Self, StateError> {
         let mut names: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut addrs: BTreeMap<IpAddr, PathBuf> = BTreeMap::new();
         for (path, ep) in endpoints {
@@ -191,15 +194,21 @@ impl ClusterState {
                 return Err(invalid("endpoint `name` is empty".into()));
             }
             if ep.ips.is_empty() {
-                return Err(invalid(format!("endpoint {}/{} has no `ips`", ep.namespace, ep.name)));
+                return Err(invalid(format!(
+                    "endpoint {}/{} has no `ips`",
+                    ep.namespace, ep.name
+                )));
             }
-            if !self.cluster.nodes.is_empty() && !self.cluster.nodes.iter().any(|n| n.name == ep.node) {
+            if !self.cluster.nodes.is_empty()
+                && !self.cluster.nodes.iter().any(|n| n.name == ep.node)
+            {
                 return Err(invalid(format!(
                     "endpoint {}/{} is on node `{}`, which cluster.yaml does not list",
                     ep.namespace, ep.name, ep.node
                 )));
             }
-            if let Some(first) = names.insert((ep.namespace.clone(), ep.name.clone()), path.clone()) {
+            if let Some(first) = names.insert((ep.namespace.clone(), ep.name.clone()), path.clone())
+            {
                 return Err(invalid(format!(
                     "endpoint {}/{} is also defined in {}",
                     ep.namespace,
@@ -321,24 +330,45 @@ mod tests {
         assert_eq!(state.cluster.name, "lab");
         let ep = state.endpoint("default", "frontend-0").unwrap();
         assert_eq!(ep.labels["app"], "frontend");
-        assert_eq!(state.endpoint_by_ip("10.200.1.11".parse().unwrap()).unwrap().name, "frontend-0");
+        assert_eq!(
+            state
+                .endpoint_by_ip("10.200.1.11".parse().unwrap())
+                .unwrap()
+                .name,
+            "frontend-0"
+        );
     }
 
     #[test]
     fn duplicate_address_names_both_files() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "endpoints/a.yaml", "name: a\nnode: n1\nips: [10.0.0.1]\ninterface: lxc1\n");
-        write(dir.path(), "endpoints/b.yaml", "name: b\nnode: n1\nips: [10.0.0.1]\ninterface: lxc2\n");
+        write(
+            dir.path(),
+            "endpoints/a.yaml",
+            "name: a\nnode: n1\nips: [10.0.0.1]\ninterface: lxc1\n",
+        );
+        write(
+            dir.path(),
+            "endpoints/b.yaml",
+            "name: b\nnode: n1\nips: [10.0.0.1]\ninterface: lxc2\n",
+        );
         let err = ClusterState::load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("b.yaml"), "{err}");
-        assert!(err.contains("address 10.0.0.1 of endpoint default/b is also used in"), "{err}");
+        assert!(
+            err.contains("address 10.0.0.1 of endpoint default/b is also used in"),
+            "{err}"
+        );
         assert!(err.contains("a.yaml"), "{err}");
     }
 
     #[test]
     fn unknown_field_is_an_error_with_position() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "endpoints/a.yaml", "name: a\nnode: n1\nips: [10.0.0.1]\ninterface: lxc1\nlabel: {}\n");
+        write(
+            dir.path(),
+            "endpoints/a.yaml",
+            "name: a\nnode: n1\nips: [10.0.0.1]\ninterface: lxc1\nlabel: {}\n",
+        );
         let err = ClusterState::load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("unknown field `label`"), "{err}");
         assert!(err.contains("line 5"), "{err}");

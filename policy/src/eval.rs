@@ -1,0 +1,660 @@
+//! The reference evaluator: decides a connection directly from the rules, independently of
+//! the compiler, with Cilium's semantics:
+//!
+//! - a direction of an endpoint is *enforced* (default deny) once a policy with default deny
+//!   selects the endpoint and has rules in that direction; otherwise everything is allowed
+//!   there unless a deny rule matches;
+//! - any matching deny rule wins over any allow rule (drop reason POLICY_DENY, 181);
+//! - otherwise a matching allow rule allows; with `allow_localhost`, traffic from the `host`
+//!   identity to a local endpoint is allowed too;
+//! - otherwise an enforced direction drops (POLICY_DENIED, 133) and an unenforced one allows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{ClusterState, EndpointSpec, NamedPort};
+use crate::compiled::{Direction, Identity, PolicyRef, reserved};
+use crate::identity::{IdentityTable, cidr_labels};
+use crate::ipcache::{IpCache, PolicyPrefixes, policy_prefixes};
+use crate::labels::{Label, LabelParseError, LabelSet, endpoint_labels, pod_labels, source};
+use crate::matching::{peers_match, ports_match, resolve_named};
+use crate::model::Protocol;
+use crate::set::PolicySet;
+
+/// Evaluation (and compilation) options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    /// The node whose endpoints are enforced. Empty: the evaluator enforces every endpoint on
+    /// its own node (cluster-wide traces); the compiler needs a node.
+    pub local_node: String,
+    /// Cilium's `allow-localhost`: traffic from the `host` identity to a local endpoint is
+    /// allowed unless a deny rule matches it.
+    pub allow_localhost: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            local_node: String::new(),
+            allow_localhost: true,
+        }
+    }
+}
+
+impl Options {
+    /// The local node, `None` when empty.
+    pub fn local_node(&self) -> Option<&str> {
+        Some(self.local_node.as_str()).filter(|n| !n.is_empty())
+    }
+
+    pub fn for_node(node: &str) -> Self {
+        Self {
+            local_node: node.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+}
+
+/// Cilium's drop reasons for policy decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum DropReason {
+    None = 0,
+    /// Default deny: no rule allows the connection (POLICY_DENIED).
+    PolicyDenied = 133,
+    /// A deny rule matched (POLICY_DENY).
+    PolicyDeny = 181,
+}
+
+impl DropReason {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A packet, as the datapath sees it. For ICMP/ICMPv6, `dst_port` is the ICMP type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Packet {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+/// The decision at one enforcement point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `namespace/name` of the endpoint enforcing.
+    pub endpoint: String,
+    pub direction: Direction,
+    pub remote_identity: Identity,
+    /// The direction is default-deny.
+    pub enforced: bool,
+    pub verdict: Verdict,
+    pub reason: DropReason,
+    /// Deny: every policy with a matching deny rule. Allow: every policy with a matching allow
+    /// rule (empty when allowed by default or by `allow_localhost`). Default deny: the
+    /// policies that put the endpoint into default deny in this direction.
+    pub policies: Vec<PolicyRef>,
+}
+
+/// One side of a traced connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub address: Option<IpAddr>,
+    /// `namespace/name` when the party is an endpoint.
+    pub endpoint: Option<String>,
+    pub identity: Identity,
+    pub labels: Vec<String>,
+}
+
+/// The result of evaluating one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    pub src: Party,
+    pub dst: Party,
+    pub protocol: u8,
+    pub dst_port: u16,
+    /// At the source, when it is an enforced (local) endpoint.
+    pub egress: Option<Decision>,
+    /// At the destination, when it is an enforced (local) endpoint.
+    pub ingress: Option<Decision>,
+}
+
+impl Trace {
+    /// Denied when any enforcement point denies.
+    pub fn verdict(&self) -> Verdict {
+        if self
+            .egress
+            .iter()
+            .chain(&self.ingress)
+            .any(|d| d.verdict == Verdict::Denied)
+        {
+            Verdict::Denied
+        } else {
+            Verdict::Allowed
+        }
+    }
+}
+
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let party = |p: &Party| {
+            let who = p
+                .endpoint
+                .clone()
+                .or_else(|| p.address.map(|a| a.to_string()))
+                .unwrap_or_else(|| "(labels)".into());
+            format!("{who} identity {} [{}]", p.identity, p.labels.join(" "))
+        };
+        writeln!(f, "from: {}", party(&self.src))?;
+        writeln!(f, "to:   {}", party(&self.dst))?;
+        writeln!(f, "protocol {} port {}", self.protocol, self.dst_port)?;
+        for d in self.egress.iter().chain(&self.ingress) {
+            let refs: Vec<String> = d
+                .policies
+                .iter()
+                .map(|r| crate::model::display_name(kind_of(&r.kind), &r.namespace, &r.name))
+                .collect();
+            writeln!(
+                f,
+                "{} of {}: {:?}{} (enforced: {}) by [{}]",
+                d.direction,
+                d.endpoint,
+                d.verdict,
+                if d.reason == DropReason::None {
+                    String::new()
+                } else {
+                    format!(" reason {} {:?}", d.reason.code(), d.reason)
+                },
+                d.enforced,
+                refs.join(", ")
+            )?;
+        }
+        write!(f, "verdict: {:?}", self.verdict())
+    }
+}
+
+fn kind_of(kind: &str) -> crate::model::PolicyKind {
+    use crate::model::PolicyKind;
+    match kind {
+        "CiliumClusterwideNetworkPolicy" => PolicyKind::CiliumClusterwideNetworkPolicy,
+        "NetworkPolicy" => PolicyKind::NetworkPolicy,
+        _ => PolicyKind::CiliumNetworkPolicy,
+    }
+}
+
+/// Who a trace is about (`weir policy trace --src-endpoint/--src-ip/--src-labels`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceTarget {
+    /// `namespace/name`, or `name` in namespace `default`.
+    Endpoint(String),
+    Ip(IpAddr),
+    /// Labels (`k8s:app=web`, `app=web`, `reserved:host`, `cidr:1.2.3.0/24`). Pod labels get
+    /// the namespace (default `default`), cluster and namespace labels an endpoint would have.
+    Labels {
+        labels: Vec<String>,
+        namespace: Option<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("no endpoint `{0}` in the state directory")]
+    UnknownEndpoint(String),
+    #[error("endpoint `{0}` has no address of the other side's family")]
+    NoAddress(String),
+    #[error(transparent)]
+    Label(#[from] LabelParseError),
+}
+
+/// A policy subject: an endpoint or a label set standing for one.
+struct Subject {
+    name: String,
+    labels: LabelSet,
+    named_ports: BTreeMap<String, NamedPort>,
+}
+
+/// The evaluator, with identities and ipcaches computed once.
+pub struct Evaluator<'a> {
+    state: &'a ClusterState,
+    set: &'a PolicySet,
+    options: Options,
+    table: IdentityTable,
+    prefixes: PolicyPrefixes,
+    ipcaches: BTreeMap<Option<String>, IpCache>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(state: &'a ClusterState, set: &'a PolicySet, options: &Options) -> Self {
+        let prefixes = policy_prefixes(state, set);
+        let mut table = IdentityTable::for_cluster(state);
+        table.add_cidrs(prefixes.effective.iter().copied());
+        let mut ipcaches = BTreeMap::new();
+        let mut vantages: Vec<Option<String>> = vec![None];
+        vantages.extend(state.cluster.nodes.iter().map(|n| Some(n.name.clone())));
+        vantages.extend(state.endpoints.iter().map(|e| Some(e.node.clone())));
+        vantages.push(options.local_node().map(str::to_string));
+        for v in vantages {
+            if let std::collections::btree_map::Entry::Vacant(slot) = ipcaches.entry(v) {
+                let c = IpCache::build(state, &table, slot.key().as_deref(), &prefixes.effective);
+                slot.insert(c);
+            }
+        }
+        Self {
+            state,
+            set,
+            options: options.clone(),
+            table,
+            prefixes,
+            ipcaches,
+        }
+    }
+
+    pub fn identities(&self) -> &IdentityTable {
+        &self.table
+    }
+
+    pub fn prefixes(&self) -> &PolicyPrefixes {
+        &self.prefixes
+    }
+
+    /// The identity of an address as seen from a node.
+    pub fn identity_of(&self, ip: IpAddr, vantage: Option<&str>) -> Identity {
+        let key = vantage.map(str::to_string);
+        match self.ipcaches.get(&key) {
+            Some(c) => c.lookup(ip),
+            None => IpCache::build(self.state, &self.table, vantage, &self.prefixes.effective)
+                .lookup(ip),
+        }
+    }
+
+    fn labels_of(&self, id: Identity) -> LabelSet {
+        self.table.labels(id).cloned().unwrap_or_default()
+    }
+
+    fn is_local(&self, ep: &EndpointSpec) -> bool {
+        self.options.local_node().is_none_or(|n| n == ep.node)
+    }
+
+    fn subject(&self, ep: &EndpointSpec) -> Subject {
+        Subject {
+            name: ep.to_string(),
+            labels: endpoint_labels(self.state, ep),
+            named_ports: ep.named_ports.clone(),
+        }
+    }
+
+    /// The decision for a connection at endpoint `ep` in `direction` with a remote identity.
+    pub fn decide(
+        &self,
+        ep: &EndpointSpec,
+        direction: Direction,
+        remote: Identity,
+        protocol: u8,
+        port: u16,
+    ) -> Decision {
+        let remote_labels = self.labels_of(remote);
+        self.decide_subject(
+            &self.subject(ep),
+            direction,
+            remote,
+            &remote_labels,
+            protocol,
+            port,
+        )
+    }
+
+    fn decide_subject(
+        &self,
+        subject: &Subject,
+        direction: Direction,
+        remote: Identity,
+        remote_labels: &LabelSet,
+        protocol: u8,
+        port: u16,
+    ) -> Decision {
+        let cluster = &self.state.cluster.name;
+        let named = |name: &str, proto: Protocol| match direction {
+            Direction::Ingress => resolve_named(name, proto, [&subject.named_ports]),
+            Direction::Egress => resolve_named(
+                name,
+                proto,
+                self.state.endpoints.iter().map(|e| &e.named_ports),
+            ),
+        };
+        let mut deny = BTreeSet::new();
+        let mut allow = BTreeSet::new();
+        let mut selecting = BTreeSet::new();
+        for policy in self.set.policies() {
+            for spec in &policy.specs {
+                let Some(subj) = &spec.subject else { continue };
+                if !subj.matches(&subject.labels) {
+                    continue;
+                }
+                let section = spec.section(direction);
+                if section.enforces() {
+                    selecting.insert(policy.reference());
+                }
+                for rule in &section.rules {
+                    if peers_match(&rule.peers, remote_labels, cluster)
+                        && ports_match(&rule.ports, protocol, port, &named)
+                    {
+                        if rule.deny {
+                            deny.insert(policy.reference());
+                        } else {
+                            allow.insert(policy.reference());
+                        }
+                    }
+                }
+            }
+        }
+        let enforced = !selecting.is_empty();
+        let (verdict, reason, policies) = if !deny.is_empty() {
+            (Verdict::Denied, DropReason::PolicyDeny, deny)
+        } else if !allow.is_empty() {
+            (Verdict::Allowed, DropReason::None, allow)
+        } else if direction == Direction::Ingress
+            && remote == reserved::HOST
+            && self.options.allow_localhost
+        {
+            (Verdict::Allowed, DropReason::None, BTreeSet::new())
+        } else if enforced {
+            (Verdict::Denied, DropReason::PolicyDenied, selecting)
+        } else {
+            (Verdict::Allowed, DropReason::None, BTreeSet::new())
+        };
+        Decision {
+            endpoint: subject.name.clone(),
+            direction,
+            remote_identity: remote,
+            enforced,
+            verdict,
+            reason,
+            policies: policies.into_iter().collect(),
+        }
+    }
+
+    fn party_for_ip(&self, ip: IpAddr, vantage: Option<&str>) -> Party {
+        let identity = self.identity_of(ip, vantage);
+        Party {
+            address: Some(ip),
+            endpoint: self.state.endpoint_by_ip(ip).map(|e| e.to_string()),
+            identity,
+            labels: self.labels_of(identity).strings(),
+        }
+    }
+
+    /// Evaluates a packet at every enforcement point it passes on the enforced node(s).
+    pub fn evaluate(&self, packet: &Packet) -> Trace {
+        let src_ep = self.state.endpoint_by_ip(packet.src);
+        let dst_ep = self.state.endpoint_by_ip(packet.dst);
+        let local = self.options.local_node();
+        let src_vantage = local
+            .or(dst_ep.map(|e| e.node.as_str()))
+            .or(src_ep.map(|e| e.node.as_str()));
+        let dst_vantage = local
+            .or(src_ep.map(|e| e.node.as_str()))
+            .or(dst_ep.map(|e| e.node.as_str()));
+        let egress = src_ep.filter(|e| self.is_local(e)).map(|ep| {
+            let remote = self.identity_of(packet.dst, Some(&ep.node));
+            self.decide(
+                ep,
+                Direction::Egress,
+                remote,
+                packet.protocol,
+                packet.dst_port,
+            )
+        });
+        let ingress = dst_ep.filter(|e| self.is_local(e)).map(|ep| {
+            let remote = self.identity_of(packet.src, Some(&ep.node));
+            self.decide(
+                ep,
+                Direction::Ingress,
+                remote,
+                packet.protocol,
+                packet.dst_port,
+            )
+        });
+        Trace {
+            src: self.party_for_ip(packet.src, src_vantage),
+            dst: self.party_for_ip(packet.dst, dst_vantage),
+            protocol: packet.protocol,
+            dst_port: packet.dst_port,
+            egress,
+            ingress,
+        }
+    }
+
+    fn find_endpoint(&self, name: &str) -> Result<&'a EndpointSpec, TraceError> {
+        let (ns, n) = name.split_once('/').unwrap_or(("default", name));
+        self.state
+            .endpoint(ns, n)
+            .ok_or_else(|| TraceError::UnknownEndpoint(name.to_string()))
+    }
+
+    /// `weir policy trace`: endpoints and addresses are evaluated as packets
+    /// (`evaluate`); label sets stand for identities, and every side that is an endpoint or a
+    /// pod label set is an enforcement point.
+    pub fn trace(
+        &self,
+        src: &TraceTarget,
+        dst: &TraceTarget,
+        protocol: u8,
+        dst_port: u16,
+    ) -> Result<Trace, TraceError> {
+        let labels_mode =
+            matches!(src, TraceTarget::Labels { .. }) || matches!(dst, TraceTarget::Labels { .. });
+        if !labels_mode {
+            let (s, d) = self.addresses(src, dst)?;
+            return Ok(self.evaluate(&Packet {
+                src: s,
+                dst: d,
+                protocol,
+                src_port: 0,
+                dst_port,
+            }));
+        }
+        let (sp, ss) = self.label_party(src)?;
+        let (dp, ds) = self.label_party(dst)?;
+        let egress = ss.as_ref().map(|s| {
+            let labels = self
+                .table
+                .labels(dp.identity)
+                .cloned()
+                .unwrap_or_else(|| parse_all(&dp.labels));
+            self.decide_subject(
+                s,
+                Direction::Egress,
+                dp.identity,
+                &labels,
+                protocol,
+                dst_port,
+            )
+        });
+        let ingress = ds.as_ref().map(|s| {
+            let labels = self
+                .table
+                .labels(sp.identity)
+                .cloned()
+                .unwrap_or_else(|| parse_all(&sp.labels));
+            self.decide_subject(
+                s,
+                Direction::Ingress,
+                sp.identity,
+                &labels,
+                protocol,
+                dst_port,
+            )
+        });
+        Ok(Trace {
+            src: sp,
+            dst: dp,
+            protocol,
+            dst_port,
+            egress,
+            ingress,
+        })
+    }
+
+    fn addresses(
+        &self,
+        src: &TraceTarget,
+        dst: &TraceTarget,
+    ) -> Result<(IpAddr, IpAddr), TraceError> {
+        let pick = |t: &TraceTarget, want_v4: Option<bool>| -> Result<IpAddr, TraceError> {
+            match t {
+                TraceTarget::Ip(ip) => Ok(*ip),
+                TraceTarget::Endpoint(name) => {
+                    let ep = self.find_endpoint(name)?;
+                    ep.ips
+                        .iter()
+                        .find(|ip| want_v4.is_none_or(|v4| ip.is_ipv4() == v4))
+                        .copied()
+                        .ok_or_else(|| TraceError::NoAddress(name.clone()))
+                }
+                TraceTarget::Labels { .. } => unreachable_labels(),
+            }
+        };
+        match (src, dst) {
+            (TraceTarget::Ip(s), _) => Ok((*s, pick(dst, Some(s.is_ipv4()))?)),
+            (_, TraceTarget::Ip(d)) => Ok((pick(src, Some(d.is_ipv4()))?, *d)),
+            _ => {
+                let s = pick(src, None)?;
+                match pick(dst, Some(s.is_ipv4())) {
+                    Ok(d) => Ok((s, d)),
+                    Err(_) => {
+                        let d = pick(dst, None)?;
+                        Ok((pick(src, Some(d.is_ipv4()))?, d))
+                    }
+                }
+            }
+        }
+    }
+
+    fn label_party(&self, t: &TraceTarget) -> Result<(Party, Option<Subject>), TraceError> {
+        match t {
+            TraceTarget::Ip(ip) => {
+                let party = self.party_for_ip(*ip, self.options.local_node());
+                let subject = self.state.endpoint_by_ip(*ip).map(|e| self.subject(e));
+                Ok((party, subject))
+            }
+            TraceTarget::Endpoint(name) => {
+                let ep = self.find_endpoint(name)?;
+                let subject = self.subject(ep);
+                let identity = self.table.identity_for(&subject.labels);
+                Ok((
+                    Party {
+                        address: ep.ips.first().copied(),
+                        endpoint: Some(ep.to_string()),
+                        identity,
+                        labels: subject.labels.strings(),
+                    },
+                    Some(subject),
+                ))
+            }
+            TraceTarget::Labels { labels, namespace } => {
+                let parsed: Vec<Label> =
+                    labels.iter().map(|l| l.parse()).collect::<Result<_, _>>()?;
+                let special = parsed
+                    .iter()
+                    .any(|l| l.source == source::RESERVED || l.source == source::CIDR);
+                if special {
+                    let mut set: LabelSet = parsed.into_iter().collect();
+                    if let Some(prefix) = set.cidr() {
+                        set = cidr_labels(prefix);
+                    }
+                    let identity = self.table.get(&set).unwrap_or_else(|| {
+                        if set.cidr().is_some() {
+                            reserved::WORLD
+                        } else {
+                            self.table.identity_for(&set)
+                        }
+                    });
+                    return Ok((
+                        Party {
+                            address: None,
+                            endpoint: None,
+                            identity,
+                            labels: set.strings(),
+                        },
+                        None,
+                    ));
+                }
+                let ns = namespace.clone().unwrap_or_else(|| "default".to_string());
+                let pod: BTreeMap<String, String> = parsed
+                    .iter()
+                    .filter(|l| l.source == source::K8S)
+                    .map(|l| (l.key.clone(), l.value.clone()))
+                    .collect();
+                let set = pod_labels(self.state, &ns, &pod, None);
+                let identity = self.table.identity_for(&set);
+                let named_ports = self
+                    .state
+                    .endpoints
+                    .iter()
+                    .find(|e| endpoint_labels(self.state, e) == set)
+                    .map(|e| e.named_ports.clone())
+                    .unwrap_or_default();
+                let subject = Subject {
+                    name: format!("{ns}/(labels)"),
+                    labels: set.clone(),
+                    named_ports,
+                };
+                Ok((
+                    Party {
+                        address: None,
+                        endpoint: None,
+                        identity,
+                        labels: set.strings(),
+                    },
+                    Some(subject),
+                ))
+            }
+        }
+    }
+}
+
+fn unreachable_labels() -> Result<IpAddr, TraceError> {
+    Err(TraceError::UnknownEndpoint("(labels)".into()))
+}
+
+fn parse_all(labels: &[String]) -> LabelSet {
+    labels
+        .iter()
+        .filter_map(|l| l.parse::<Label>().ok())
+        .collect()
+}
+
+/// Evaluates one packet (see `Evaluator::evaluate`).
+pub fn evaluate(
+    state: &ClusterState,
+    set: &PolicySet,
+    options: &Options,
+    packet: &Packet,
+) -> Trace {
+    Evaluator::new(state, set, options).evaluate(packet)
+}
+
+/// `weir policy trace` (see `Evaluator::trace`).
+pub fn trace(
+    state: &ClusterState,
+    set: &PolicySet,
+    options: &Options,
+    src: &TraceTarget,
+    dst: &TraceTarget,
+    protocol: u8,
+    dst_port: u16,
+) -> Result<Trace, TraceError> {
+    Evaluator::new(state, set, options).trace(src, dst, protocol, dst_port)
+}
