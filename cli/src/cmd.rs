@@ -20,6 +20,7 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::CliError;
+use crate::lab::LabCommand;
 use crate::list::ListCommand;
 use crate::observe::ObserveCommand;
 use crate::status::StatusArgs;
@@ -67,6 +68,9 @@ pub enum Command {
     /// List nodes or namespaces
     #[command(subcommand)]
     List(ListCommand),
+    /// Build or remove a lab: a cluster of network namespaces on this host
+    #[command(subcommand)]
+    Lab(LabCommand),
 }
 
 const OBSERVE_ABOUT: &str = "Observe flows of a weir agent or Hubble server: the last 20 by default, \
@@ -88,6 +92,7 @@ impl Command {
             Command::Observe(cmd) => cmd.run(global).await,
             Command::Status(args) => args.run().await,
             Command::List(cmd) => cmd.run().await,
+            Command::Lab(cmd) => cmd.run().await,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod client;
 pub mod cmd;
 pub mod error;
 pub mod gofmt;
+pub mod lab;
 pub mod list;
 pub mod observe;
 pub mod schema;

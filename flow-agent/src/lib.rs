@@ -1,1 +1,31 @@
-//! weir-flow-agent
+//! weir's per-node agent: loads the datapath ([`datapath`]), applies policies from the state and
+//! policy directories ([`apply`]), turns ring-buffer events into flows ([`monitor`], [`flows`],
+//! [`store`], [`convert`]) and serves them over Hubble's Observer API ([`server`]).
+#![forbid(unsafe_code)]
+
+mod agent;
+pub mod apply;
+pub mod config;
+pub mod convert;
+pub mod datapath;
+pub mod flows;
+pub mod monitor;
+pub mod server;
+pub mod store;
+pub mod testrun;
+
+pub use agent::{AgentError, run};
+
+/// Logs to stderr as text or JSON, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -26,7 +26,7 @@ use aya::{Ebpf, EbpfLoader};
 use weir_probes::abi::{self, RuntimeConfig};
 
 pub use ct_gc::{CtGcStats, boot_time_ns, collect_garbage};
-pub use writer::{ApplyStats, LocalEndpoint, MapWriter};
+pub use writer::{ApplyStats, LocalEndpoint, LostEvents, MapWriter};
 
 /// How to load the datapath.
 #[derive(Debug, Clone)]
@@ -216,7 +216,7 @@ impl Datapath {
         })
     }
 
-    /// Takes the maps the agent writes (policy, ipcache, endpoints, config, CT, lost counters).
+    /// Takes the maps the agent writes (policy, ipcache, endpoints, config) and CT.
     pub fn take_writer(&mut self) -> Result<MapWriter, DatapathError> {
         MapWriter::new(
             self.take_map(weir_probes::maps::CONFIG)?,
@@ -224,8 +224,12 @@ impl Datapath {
             self.take_map(weir_probes::maps::IPCACHE)?,
             self.take_map(weir_probes::maps::POLICY)?,
             self.take_map(weir_probes::maps::CT)?,
-            self.take_map(weir_probes::maps::LOST)?,
         )
+    }
+
+    /// Takes the kernel's lost-event counter.
+    pub fn take_lost(&mut self) -> Result<LostEvents, DatapathError> {
+        LostEvents::new(self.take_map(weir_probes::maps::LOST)?)
     }
 
     /// Takes the event ring buffer.
@@ -394,7 +398,7 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
         return Ok(());
     }
     let mounted = nix::sys::statfs::statfs(base)
-        .map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .map(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
         .unwrap_or(false);
     if !mounted {
         tracing::info!("mounting bpffs on /sys/fs/bpf");

@@ -40,7 +40,6 @@ pub struct MapWriter {
     ipcache: LpmTrie<MapData, IpcacheKey, IpcacheValue>,
     policy: LpmTrie<MapData, PolicyKey, PolicyValue>,
     ct: HashMap<MapData, CtKey, CtEntry>,
-    lost: PerCpuArray<MapData, u64>,
     /// Keys written per slot, so the next apply into that slot can delete them.
     ipcache_keys: [Vec<Key<IpcacheKey>>; 2],
     policy_keys: [Vec<Key<PolicyKey>>; 2],
@@ -60,7 +59,6 @@ impl MapWriter {
         ipcache: Map,
         policy: Map,
         ct: Map,
-        lost: Map,
     ) -> Result<Self, DatapathError> {
         use weir_probes::maps as m;
         let mut w = MapWriter {
@@ -69,7 +67,6 @@ impl MapWriter {
             ipcache: LpmTrie::try_from(ipcache).map_err(map_err(m::IPCACHE))?,
             policy: LpmTrie::try_from(policy).map_err(map_err(m::POLICY))?,
             ct: HashMap::try_from(ct).map_err(map_err(m::CT))?,
-            lost: PerCpuArray::try_from(lost).map_err(map_err(m::LOST))?,
             ipcache_keys: [Vec::new(), Vec::new()],
             policy_keys: [Vec::new(), Vec::new()],
         };
@@ -107,15 +104,6 @@ impl MapWriter {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_err(weir_probes::maps::ENDPOINTS)(e)),
         }
-    }
-
-    /// Events the kernel could not put on the ring buffer, summed over CPUs.
-    pub fn lost_events(&self) -> Result<u64, DatapathError> {
-        let values = self
-            .lost
-            .get(&0, 0)
-            .map_err(map_err(weir_probes::maps::LOST))?;
-        Ok(values.iter().sum())
     }
 
     /// The connection-tracking map (garbage collection, inspection).
@@ -313,6 +301,26 @@ pub fn policy_value(entry: &PolicyEntry) -> PolicyValue {
         rule_set: entry.rule_set,
         l7_rules: entry.l7_rules,
         ..Default::default()
+    }
+}
+
+/// The kernel's count of events it could not put on the ring buffer (`weir_lost`).
+pub struct LostEvents(PerCpuArray<MapData, u64>);
+
+impl LostEvents {
+    pub(super) fn new(map: Map) -> Result<Self, DatapathError> {
+        Ok(LostEvents(
+            PerCpuArray::try_from(map).map_err(map_err(weir_probes::maps::LOST))?,
+        ))
+    }
+
+    /// Events lost so far, summed over CPUs.
+    pub fn total(&self) -> Result<u64, DatapathError> {
+        let values = self
+            .0
+            .get(&0, 0)
+            .map_err(map_err(weir_probes::maps::LOST))?;
+        Ok(values.iter().sum())
     }
 }
 

@@ -1,0 +1,286 @@
+//! Datapath and agent benchmarks (not tests): run as root with
+//! `cargo bench -p weir-flow-agent --bench datapath`. Results go to docs/performance.md.
+//!
+//! 1. BPF_PROG_TEST_RUN cost per packet of the endpoint program (`to_container`) for an
+//!    established packet, a new allowed connection and a new denied one, next to an empty TC
+//!    program in the same run.
+//! 2. The agent's event pipeline on one core: ring buffer → decode → enrich → flow store.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aya::programs::SchedClassifier;
+use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint};
+use weir_flow_agent::flows::{Enrichment, EnrichmentHandle, PeerMeta};
+use weir_flow_agent::monitor::{self, Clock, MonitorStats};
+use weir_flow_agent::store::FlowStore;
+use weir_flow_agent::testrun::{self, Packet, TC_ACT_OK, TC_ACT_SHOT};
+use weir_policy::compiled::{
+    CompiledPolicy, DirectionPolicy, EndpointPolicy, IpcacheEntry, MatchType, PolicyEntry,
+    PolicyRef,
+};
+use weir_probes::abi::RuntimeConfig;
+
+const USERS: &str = "10.200.1.11";
+const FRONTEND: &str = "10.200.1.10";
+const BILLING: &str = "10.200.1.12";
+const ID_USERS: u32 = 30_001;
+const ID_FRONTEND: u32 = 30_002;
+const ID_BILLING: u32 = 30_003;
+const REPEAT: u32 = 1_000_000;
+const NEW_CONNECTIONS: u32 = 50_000;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// users-0 on ifindex 1 (test runs default to the loopback device): ingress on port 80 from
+/// frontend is allowed, everything else is denied by default.
+fn policy() -> CompiledPolicy {
+    let host = |a: &str, identity| IpcacheEntry {
+        prefix: format!("{a}/32").parse().unwrap(),
+        identity,
+    };
+    CompiledPolicy {
+        endpoints: vec![EndpointPolicy {
+            namespace: "default".into(),
+            name: "users-0".into(),
+            interface: "lo".into(),
+            identity: ID_USERS,
+            ingress: DirectionPolicy {
+                enforced: true,
+                selecting: 1,
+                entries: vec![PolicyEntry {
+                    identity: ID_FRONTEND,
+                    protocol: 6,
+                    port: 80,
+                    port_prefix_len: 16,
+                    deny: false,
+                    audit: false,
+                    l7_rules: 0,
+                    match_type: MatchType::L3L4,
+                    rule_set: 1,
+                }],
+            },
+            egress: DirectionPolicy::default(),
+        }],
+        ipcache: vec![
+            host(USERS, ID_USERS),
+            host(FRONTEND, ID_FRONTEND),
+            host(BILLING, ID_BILLING),
+            IpcacheEntry {
+                prefix: "0.0.0.0/0".parse().unwrap(),
+                identity: 2,
+            },
+        ],
+        rule_sets: [(
+            1,
+            vec![PolicyRef {
+                kind: "CiliumNetworkPolicy".into(),
+                namespace: "default".into(),
+                name: "users".into(),
+            }],
+        )]
+        .into(),
+        ..Default::default()
+    }
+}
+
+fn load(runtime: RuntimeConfig) -> (Datapath, CompiledPolicy) {
+    let mut dp = Datapath::load(&DatapathOptions {
+        runtime,
+        ..DatapathOptions::default()
+    })
+    .expect("load the datapath (run as root)");
+    let compiled = policy();
+    let mut writer = dp.take_writer().unwrap();
+    let ips = [ip(USERS)];
+    writer
+        .apply(
+            &compiled,
+            &[LocalEndpoint {
+                ifindex: 1,
+                ep_id: 1,
+                ips: &ips,
+                policy: &compiled.endpoints[0],
+            }],
+        )
+        .unwrap();
+    (dp, compiled)
+}
+
+fn ns_per_run(prog: &mut SchedClassifier, frame: &[u8], expect: u32) -> f64 {
+    let (ret, d) = testrun::run(prog, frame, 0, REPEAT).unwrap();
+    assert_eq!(ret, expect, "unexpected verdict");
+    d.as_nanos() as f64
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("the datapath benchmark needs root (BPF_PROG_TEST_RUN)");
+        std::process::exit(1);
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!(
+        "kernel {} , {} runs per measurement\n",
+        kernel.trim(),
+        REPEAT
+    );
+
+    // The empty program: the floor of what BPF_PROG_TEST_RUN costs.
+    let mut empty = aya::Ebpf::load(weir_probes::BPF_EMPTY).unwrap();
+    let pass: &mut SchedClassifier = empty.program_mut("pass").unwrap().try_into().unwrap();
+    pass.load().unwrap();
+
+    let (mut dp, _) = load(RuntimeConfig::default());
+    let syn = Packet::tcp(ip(FRONTEND), ip(USERS), 40_000, 80, 0x02).bytes();
+    let ack = Packet::tcp(ip(FRONTEND), ip(USERS), 40_000, 80, 0x10).bytes();
+    let denied = Packet::tcp(ip(BILLING), ip(USERS), 40_001, 80, 0x02).bytes();
+
+    let mut events = Drain(dp.take_events().unwrap());
+    let mut rows = Vec::new();
+    for round in 0..3 {
+        let empty_ns = ns_per_run(pass, &syn, TC_ACT_OK);
+        let prog = dp.program(Hook::ToContainer).unwrap();
+        // Established: the first SYN creates the connection, then ACKs follow its entry.
+        testrun::run(prog, &syn, 0, 1).unwrap();
+        let est_ns = ns_per_run(prog, &ack, TC_ACT_OK);
+        // New and denied: evaluated every time (denied connections keep no state); after the
+        // first, drop events are aggregated.
+        let denied_ns = ns_per_run(prog, &denied, TC_ACT_SHOT);
+        // New and allowed: one run per connection, each with a fresh source port; compared
+        // with single runs of the empty program.
+        let (mut new_total, mut empty_single) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..NEW_CONNECTIONS {
+            let sport = 1024 + ((round * NEW_CONNECTIONS + i) % 60_000) as u16;
+            let frame = Packet::tcp(ip(FRONTEND), ip(USERS), sport, 80, 0x02).bytes();
+            let prog = dp.program(Hook::ToContainer).unwrap();
+            let (ret, d) = testrun::run(prog, &frame, 0, 1).unwrap();
+            assert_eq!(ret, TC_ACT_OK);
+            new_total += d;
+            empty_single += testrun::run(pass, &frame, 0, 1).unwrap().1;
+            if i % 20_000 == 0 {
+                events.drain();
+            }
+        }
+        events.drain();
+        let new_ns = new_total.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
+        let empty1_ns = empty_single.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
+        rows.push((empty_ns, est_ns, denied_ns, empty1_ns, new_ns));
+    }
+    println!(
+        "| round | empty (ns) | established (ns) | ratio | new denied (ns) | ratio | empty, single runs (ns) | new allowed, single runs (ns) | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (i, (e, est, den, e1, new)) in rows.iter().enumerate() {
+        println!(
+            "| {} | {e:.1} | {est:.1} | {:.2}× | {den:.1} | {:.2}× | {e1:.1} | {new:.1} | {:.2}× |",
+            i + 1,
+            est / e,
+            den / e,
+            new / e1
+        );
+    }
+    for hook in Hook::BOTH {
+        let info = dp.program(hook).unwrap().info().unwrap();
+        println!(
+            "\n{}: {} verified instructions",
+            hook.program(),
+            info.verified_instruction_count().unwrap_or(0)
+        );
+    }
+
+    agent_pipeline();
+}
+
+/// Drains and discards the ring buffer so single-run measurements never hit a full buffer.
+struct Drain(aya::maps::RingBuf<aya::maps::MapData>);
+
+impl Drain {
+    fn drain(&mut self) {
+        while self.0.next().is_some() {}
+    }
+}
+
+/// Events per second from the ring buffer to stored flows, on the calling thread.
+fn agent_pipeline() {
+    // Every packet produces a trace: no aggregation.
+    let (mut dp, compiled) = load(RuntimeConfig {
+        trace_interval_ns: 0,
+        ..RuntimeConfig::default()
+    });
+    let mut ring = dp.take_events().unwrap();
+    let ack = Packet::tcp(ip(FRONTEND), ip(USERS), 41_000, 80, 0x10).bytes();
+    let syn = Packet::tcp(ip(FRONTEND), ip(USERS), 41_000, 80, 0x02).bytes();
+    let prog = dp.program(Hook::ToContainer).unwrap();
+    testrun::run(prog, &syn, 0, 1).unwrap();
+
+    let meta = |name: &str, identity| {
+        Arc::new(PeerMeta {
+            ep_id: 1,
+            identity,
+            cluster: "default".into(),
+            namespace: "default".into(),
+            pod_name: name.into(),
+            labels: vec![
+                format!("k8s:app={name}"),
+                "k8s:io.kubernetes.pod.namespace=default".into(),
+            ],
+            workloads: vec![],
+        })
+    };
+    let enrichment = EnrichmentHandle::new(Enrichment {
+        node_name: "bench".into(),
+        by_ip: [
+            (ip(USERS), meta("users-0", ID_USERS)),
+            (ip(FRONTEND), meta("frontend-0", ID_FRONTEND)),
+        ]
+        .into(),
+        rule_sets: [(
+            1,
+            Arc::from(vec![weir_flow_agent::flows::PolicyMeta {
+                kind: "CiliumNetworkPolicy".into(),
+                namespace: "default".into(),
+                name: compiled.rule_sets[&1][0].name.clone(),
+                labels: vec![],
+                revision: 1,
+            }]),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let store = FlowStore::new(65_535);
+    let stats = MonitorStats::default();
+    let mut batch = Vec::new();
+    monitor::drain(
+        &mut ring,
+        &enrichment,
+        &store,
+        &stats,
+        Clock::now(),
+        &mut batch,
+    );
+
+    const PER_ROUND: u32 = 60_000;
+    let (mut events, mut spent) = (0usize, Duration::ZERO);
+    for _ in 0..20 {
+        let prog = dp.program(Hook::ToContainer).unwrap();
+        testrun::run(prog, &ack, 0, PER_ROUND).unwrap();
+        let start = Instant::now();
+        events += monitor::drain(
+            &mut ring,
+            &enrichment,
+            &store,
+            &stats,
+            Clock::now(),
+            &mut batch,
+        );
+        spent += start.elapsed();
+    }
+    println!(
+        "\nagent pipeline: {events} events in {:.1} ms on one thread = {:.2} M events/s (ring buffer → decode → enrich → store)",
+        spent.as_secs_f64() * 1e3,
+        events as f64 / spent.as_secs_f64() / 1e6
+    );
+}

@@ -1,0 +1,585 @@
+//! End-to-end: the real agent binary enforcing policy on a lab of network namespaces, with real
+//! traffic, and flows read back over its gRPC API. Privileged: under `CI=true` these run and
+//! fail loudly when root, BPF or network namespaces are missing; elsewhere they skip when not
+//! root.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tonic::transport::{Channel, Endpoint, Uri};
+use weir_lab::{AgentProcess, Lab, LabConfig, Signal};
+use weir_proto::flow::{self, Flow, FlowFilter};
+use weir_proto::observer::{
+    GetFlowsRequest, get_flows_response::ResponseTypes, observer_client::ObserverClient,
+};
+use weir_proto::weir::{GetPolicyRequest, GetPolicyResponse, agent_client::AgentClient};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_weir-agent");
+const SHORT: Duration = Duration::from_secs(2);
+const HTTP: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(30);
+
+const USERS_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: users-ingress
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: users
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: reco-egress-lockdown
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: reco
+  egress:
+    - toEndpoints:
+        - matchLabels:
+            "k8s:io.kubernetes.pod.namespace": kube-system
+            "k8s:k8s-app": kube-dns
+      toPorts:
+        - ports:
+            - port: "53"
+              protocol: UDP
+"#;
+
+/// A lab with a running agent and clients for its API.
+struct Setup {
+    lab: Lab,
+    agent: AgentProcess,
+    rt: Runtime,
+}
+
+fn prefix(test: &str) -> String {
+    format!("wa{}{}", test, std::process::id() % 10_000)
+}
+
+impl Setup {
+    fn new(test: &str, policies: &[(&str, &str)]) -> Setup {
+        let lab = Lab::up(LabConfig::with_prefix(prefix(test))).expect("lab up");
+        for (name, text) in policies {
+            std::fs::write(lab.policy_dir().join(name), text).unwrap();
+        }
+        let mut agent = lab
+            .spawn_agent(
+                "node1",
+                AGENT,
+                &["--listen-address", "none", "--poll-interval", "200ms"],
+            )
+            .expect("start weir-agent");
+        agent
+            .wait_ready()
+            .unwrap_or_else(|e| panic!("agent not ready: {e}\n{}", agent_log(&agent)));
+        let setup = Setup {
+            lab,
+            agent,
+            rt: Runtime::new().unwrap(),
+        };
+        setup.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
+        setup
+    }
+
+    fn channel(&self) -> Channel {
+        let path = self.agent.socket_path().to_path_buf();
+        self.rt.block_on(async move {
+            Endpoint::from_static("http://weir.invalid")
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .expect("connect to the agent's socket")
+        })
+    }
+
+    fn policy(&self) -> GetPolicyResponse {
+        let mut client = AgentClient::new(self.channel());
+        self.rt
+            .block_on(client.get_policy(GetPolicyRequest {}))
+            .expect("GetPolicy")
+            .into_inner()
+    }
+
+    /// Polls GetPolicy until `done` holds.
+    fn wait_policy(&self, done: impl Fn(&GetPolicyResponse) -> bool) -> GetPolicyResponse {
+        let start = Instant::now();
+        loop {
+            let p = self.policy();
+            if done(&p) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "policy state never became as expected: {p:#?}\nagent log:\n{}",
+                agent_log(&self.agent)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn flows(&self, filter: FlowFilter) -> Vec<Flow> {
+        let mut client = ObserverClient::new(self.channel());
+        self.rt.block_on(async {
+            let mut stream = client
+                .get_flows(GetFlowsRequest {
+                    number: 65_535,
+                    whitelist: vec![filter],
+                    ..Default::default()
+                })
+                .await
+                .expect("GetFlows")
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(r) = stream.message().await.expect("flow stream") {
+                if let Some(ResponseTypes::Flow(f)) = r.response_types {
+                    out.push(f);
+                }
+            }
+            out
+        })
+    }
+
+    /// Polls GetFlows until a flow matching `filter` satisfies `pred`; returns it.
+    fn wait_flow(&self, what: &str, filter: FlowFilter, pred: impl Fn(&Flow) -> bool) -> Flow {
+        let start = Instant::now();
+        loop {
+            let flows = self.flows(filter.clone());
+            if let Some(f) = flows.iter().find(|f| pred(f)) {
+                return f.clone();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "no flow {what}; flows matching the filter:\n{}\nagent log:\n{}",
+                flows
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                agent_log(&self.agent)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn identity(&self, name: &str) -> u32 {
+        self.policy()
+            .endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("endpoint {name} not in GetPolicy"))
+            .identity
+    }
+
+    fn addr(&self, endpoint: &str, port: u16, v6: bool) -> SocketAddr {
+        let ep = self.lab.endpoint(endpoint).unwrap();
+        let ip: IpAddr = if v6 { ep.ipv6.into() } else { ep.ipv4.into() };
+        SocketAddr::new(ip, port)
+    }
+
+    /// HTTP GET from one place to an endpoint's server; the status or the error.
+    fn get(
+        &self,
+        from: &str,
+        to: &str,
+        port: u16,
+        v6: bool,
+    ) -> Result<u16, weir_lab::TrafficError> {
+        let url = format!("http://{}/api/v1/users", self.addr(to, port, v6));
+        self.lab
+            .http_request(from, "GET", &url, HTTP)
+            .map(|r| r.status)
+    }
+
+    fn assert_blocked(&self, from: &str, to: &str, port: u16, v6: bool) {
+        let err = self
+            .lab
+            .tcp_connect(from, self.addr(to, port, v6), SHORT)
+            .map(|_| ())
+            .expect_err(&format!("{from} -> {to}:{port} must be dropped"));
+        assert!(
+            err.is_timeout(),
+            "{from} -> {to}:{port}: expected a silent drop (timeout), got {err}"
+        );
+    }
+}
+
+fn agent_log(agent: &AgentProcess) -> String {
+    std::fs::read_to_string(agent.log_path()).unwrap_or_default()
+}
+
+fn pod(p: &str) -> FlowFilter {
+    FlowFilter {
+        source_pod: vec![p.to_string()],
+        ..Default::default()
+    }
+}
+
+fn names(policies: &[flow::Policy]) -> Vec<&str> {
+    policies.iter().map(|p| p.name.as_str()).collect()
+}
+
+fn dport(f: &Flow) -> u32 {
+    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(flow::layer4::Protocol::Tcp(t)) => t.destination_port,
+        Some(flow::layer4::Protocol::Udp(u)) => u.destination_port,
+        _ => 0,
+    }
+}
+
+fn write_policy(dir: &Path, name: &str, text: &str) {
+    // Write then rename, as an operator's tooling would, so the agent never reads half a file.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, dir.join(name)).unwrap();
+}
+
+#[test]
+fn enforces_policy_and_reports_flows_with_their_policies() {
+    if !weir_lab::privileged("enforces_policy_and_reports_flows_with_their_policies") {
+        return;
+    }
+    let s = Setup::new("e", &[("policies.yaml", USERS_POLICY)]);
+
+    // Allowed, over IPv4 and IPv6.
+    assert_eq!(s.get("frontend-0", "users-0", 80, false).unwrap(), 200);
+    assert_eq!(s.get("frontend-0", "users-0", 80, true).unwrap(), 200);
+    // Not selected by any policy: open.
+    assert_eq!(s.get("frontend-0", "catalog-0", 80, false).unwrap(), 200);
+    // Denied at users' ingress: billing, the world, and ICMP from frontend.
+    s.assert_blocked("billing-0", "users-0", 80, false);
+    s.assert_blocked("billing-0", "users-0", 80, true);
+    s.assert_blocked("world", "users-0", 80, false);
+    let users_v4 = s.lab.endpoint("users-0").unwrap().ipv4;
+    assert!(
+        s.lab.ping("frontend-0", users_v4.into(), SHORT).is_err(),
+        "ICMP to users must be dropped"
+    );
+    // Denied at reco's egress (default deny, only DNS allowed).
+    s.assert_blocked("reco-0", "catalog-0", 80, false);
+    // The node itself may reach its endpoints (allow-localhost).
+    assert_eq!(s.get("node1", "users-0", 80, false).unwrap(), 200);
+
+    // The users server saw frontend's and the node's requests and nothing from billing or the world.
+    let peers: Vec<String> = s
+        .lab
+        .server_requests("users-0", 80)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.peer)
+        .collect();
+    let billing = s.lab.endpoint("billing-0").unwrap();
+    assert!(
+        !peers
+            .iter()
+            .any(|p| p == &billing.ipv4.to_string() || p == &billing.ipv6.to_string()),
+        "{peers:?}"
+    );
+    assert!(
+        !peers.iter().any(|p| p == &weir_lab::WORLD_V4.to_string()),
+        "{peers:?}"
+    );
+    assert!(
+        peers
+            .iter()
+            .any(|p| p == &s.lab.endpoint("frontend-0").unwrap().ipv4.to_string()),
+        "{peers:?}"
+    );
+
+    let (id_billing, id_users, id_frontend) = (
+        s.identity("billing-0"),
+        s.identity("users-0"),
+        s.identity("frontend-0"),
+    );
+
+    // The drop, as Hubble would show it.
+    let drop = s.wait_flow("billing -> users dropped", pod("default/billing-0"), |f| {
+        f.verdict() == flow::Verdict::Dropped
+            && f.event_type.as_ref().is_some_and(|e| e.r#type == 1)
+            && dport(f) == 80
+    });
+    assert_eq!(drop.drop_reason_desc(), flow::DropReason::PolicyDenied);
+    assert_eq!(drop.traffic_direction(), flow::TrafficDirection::Ingress);
+    assert_eq!(names(&drop.ingress_denied_by), vec!["users-ingress"]);
+    let (src, dst) = (
+        drop.source.as_ref().unwrap(),
+        drop.destination.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (src.namespace.as_str(), src.pod_name.as_str(), src.identity),
+        ("default", "billing-0", id_billing)
+    );
+    assert_eq!((dst.pod_name.as_str(), dst.identity), ("users-0", id_users));
+    assert!(
+        src.labels.contains(&"k8s:app=billing".to_string()),
+        "{:?}",
+        src.labels
+    );
+    assert_eq!(drop.is_reply.as_ref().map(|b| b.value), Some(false));
+    assert_eq!(drop.summary, "TCP Flags: SYN");
+    assert_eq!(drop.node_name, format!("{}-node1", s.lab.prefix()));
+
+    // The allowed connection: policy verdict, the forwarded SYN and the reply.
+    let verdict = s.wait_flow(
+        "frontend -> users policy verdict",
+        pod("default/frontend-0"),
+        |f| {
+            f.event_type.as_ref().is_some_and(|e| e.r#type == 5)
+                && f.destination
+                    .as_ref()
+                    .is_some_and(|d| d.pod_name == "users-0")
+        },
+    );
+    assert_eq!(verdict.verdict(), flow::Verdict::Forwarded);
+    assert_eq!(names(&verdict.ingress_allowed_by), vec!["users-ingress"]);
+    assert_eq!(verdict.policy_match_type, 2, "L3-L4");
+    let fwd = s.wait_flow(
+        "frontend -> users forwarded",
+        pod("default/frontend-0"),
+        |f| {
+            f.event_type.as_ref().is_some_and(|e| e.r#type == 4)
+                && f.destination
+                    .as_ref()
+                    .is_some_and(|d| d.pod_name == "users-0")
+                && f.is_reply.as_ref().is_some_and(|r| !r.value)
+        },
+    );
+    assert_eq!(fwd.source.as_ref().unwrap().identity, id_frontend);
+    assert_eq!(
+        fwd.trace_observation_point(),
+        flow::TraceObservationPoint::ToEndpoint
+    );
+    assert_eq!(names(&fwd.ingress_allowed_by), vec!["users-ingress"]);
+    s.wait_flow("users -> frontend reply", pod("default/users-0"), |f| {
+        f.verdict() == flow::Verdict::Forwarded
+            && f.is_reply.as_ref().is_some_and(|r| r.value)
+            && f.destination
+                .as_ref()
+                .is_some_and(|d| d.pod_name == "frontend-0")
+    });
+
+    // Egress default deny, attributed to the policy that selects reco.
+    let egress = s.wait_flow("reco -> catalog dropped", pod("default/reco-0"), |f| {
+        f.verdict() == flow::Verdict::Dropped
+            && f.event_type.as_ref().is_some_and(|e| e.r#type == 1)
+    });
+    assert_eq!(egress.traffic_direction(), flow::TrafficDirection::Egress);
+    assert_eq!(
+        names(&egress.egress_denied_by),
+        vec!["reco-egress-lockdown"]
+    );
+    assert_eq!(egress.destination.as_ref().unwrap().pod_name, "catalog-0");
+
+    // The world, by its reserved identity.
+    let world = s.wait_flow(
+        "world -> users dropped",
+        FlowFilter {
+            source_ip: vec![weir_lab::WORLD_V4.to_string()],
+            ..Default::default()
+        },
+        |f| f.verdict() == flow::Verdict::Dropped,
+    );
+    let src = world.source.as_ref().unwrap();
+    assert_eq!(src.identity, 2);
+    assert_eq!(src.labels, vec!["reserved:world".to_string()]);
+}
+
+#[test]
+fn a_killed_agent_leaves_the_datapath_enforcing_and_a_restarted_one_reports_again() {
+    if !weir_lab::privileged("a_killed_agent_leaves_the_datapath_enforcing") {
+        return;
+    }
+    let mut s = Setup::new("k", &[("policies.yaml", USERS_POLICY)]);
+    assert_eq!(s.get("frontend-0", "users-0", 80, false).unwrap(), 200);
+    s.assert_blocked("billing-0", "users-0", 80, false);
+
+    // Kill the agent while traffic flows; its pinned programs and maps stay in the kernel.
+    let killed_at = now_ns();
+    s.agent.kill(Signal::SIGKILL).unwrap();
+    s.agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("agent did not die");
+    for _ in 0..3 {
+        assert_eq!(
+            s.get("frontend-0", "users-0", 80, false).unwrap(),
+            200,
+            "allowed traffic must still pass"
+        );
+        s.assert_blocked("billing-0", "users-0", 80, false);
+        s.assert_blocked("reco-0", "catalog-0", 80, false);
+    }
+    let restarted_at = now_ns();
+    s.agent.restart().expect("restart the agent");
+    s.agent.wait_ready().unwrap();
+    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
+
+    // The new agent adopted the links: enforcement is unchanged and flows are reported again.
+    assert_eq!(s.get("frontend-0", "users-0", 80, false).unwrap(), 200);
+    s.assert_blocked("billing-0", "users-0", 80, false);
+    let drop = s.wait_flow(
+        "billing -> users dropped after restart",
+        pod("default/billing-0"),
+        |f| f.verdict() == flow::Verdict::Dropped && dport(f) == 80,
+    );
+    assert_eq!(names(&drop.ingress_denied_by), vec!["users-ingress"]);
+    s.wait_flow(
+        "frontend -> users forwarded after restart",
+        pod("default/frontend-0"),
+        |f| {
+            f.verdict() == flow::Verdict::Forwarded
+                && f.destination
+                    .as_ref()
+                    .is_some_and(|d| d.pod_name == "users-0")
+        },
+    );
+    // Drops that happened while no agent ran waited in the pinned ring buffer.
+    s.wait_flow(
+        "billing -> users dropped while the agent was down",
+        pod("default/billing-0"),
+        |f| {
+            let t = f
+                .time
+                .as_ref()
+                .map(|t| t.seconds * 1_000_000_000 + i64::from(t.nanos))
+                .unwrap_or(0);
+            f.verdict() == flow::Verdict::Dropped && t > killed_at && t < restarted_at
+        },
+    );
+    let log = agent_log(&s.agent);
+    assert!(
+        log.contains("adopted from a previous agent"),
+        "the restarted agent must adopt the pinned links:\n{log}"
+    );
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+#[test]
+fn a_rejected_policy_keeps_the_previous_one_enforced() {
+    if !weir_lab::privileged("a_rejected_policy_keeps_the_previous_one_enforced") {
+        return;
+    }
+    let s = Setup::new("r", &[("policies.yaml", USERS_POLICY)]);
+    let before = s.policy().revision;
+    let bad = USERS_POLICY.replace("- port: \"80\"", "- number: \"80\"");
+    write_policy(&s.lab.policy_dir(), "policies.yaml", &bad);
+    let p = s.wait_policy(|p| !p.last_error.is_empty());
+    assert!(p.last_error.contains("policies.yaml"), "{}", p.last_error);
+    assert!(
+        p.last_error.contains("unknown field `number`"),
+        "{}",
+        p.last_error
+    );
+    assert_eq!(
+        p.revision, before,
+        "a rejected change must not bump the revision"
+    );
+    // Still enforced as before.
+    assert_eq!(s.get("frontend-0", "users-0", 80, false).unwrap(), 200);
+    s.assert_blocked("billing-0", "users-0", 80, false);
+
+    // Fixing the file clears the error.
+    write_policy(&s.lab.policy_dir(), "policies.yaml", USERS_POLICY);
+    s.wait_policy(|p| p.last_error.is_empty());
+}
+
+const ECHO_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: users-echo
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: users
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+      toPorts:
+        - ports:
+            - port: "9000"
+              protocol: TCP
+"#;
+
+#[test]
+fn revoking_a_rule_cuts_established_connections() {
+    if !weir_lab::privileged("revoking_a_rule_cuts_established_connections") {
+        return;
+    }
+    use std::io::{Read, Write};
+    let s = Setup::new("v", &[("echo.yaml", ECHO_POLICY)]);
+    let listener = s
+        .lab
+        .tcp_listen("users-0", "0.0.0.0:9000".parse().unwrap())
+        .unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = [0u8; 64];
+            while let Ok(n) = c.read(&mut buf) {
+                if n == 0 || c.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut conn = s
+        .lab
+        .tcp_connect("frontend-0", s.addr("users-0", 9000, false), SHORT)
+        .unwrap();
+    conn.set_read_timeout(Some(SHORT)).unwrap();
+    let mut buf = [0u8; 64];
+    conn.write_all(b"ping").unwrap();
+    assert_eq!(conn.read(&mut buf).unwrap(), 4, "echo before the change");
+
+    let before = s.policy().revision;
+    write_policy(
+        &s.lab.policy_dir(),
+        "echo.yaml",
+        &ECHO_POLICY.replace("app: frontend", "app: inventory"),
+    );
+    s.wait_policy(|p| p.revision > before);
+
+    // The established connection is decided again under the new policy: its data is dropped.
+    conn.write_all(b"pong").unwrap();
+    match conn.read(&mut buf) {
+        Ok(n) => panic!("{n} bytes echoed on a revoked connection"),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "expected the echo to be dropped, got {e}"
+        ),
+    }
+    s.wait_flow(
+        "established frontend -> users dropped after revocation",
+        pod("default/frontend-0"),
+        |f| f.verdict() == flow::Verdict::Dropped && dport(f) == 9000,
+    );
+}
