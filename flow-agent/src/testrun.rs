@@ -61,6 +61,23 @@ impl Packet {
                 h[0] = self.dport as u8;
                 h[4..6].copy_from_slice(&self.sport.to_be_bytes());
                 h[6..8].copy_from_slice(&1u16.to_be_bytes());
+                let error = match self.protocol {
+                    1 => matches!(self.dport, 3 | 4 | 11 | 12),
+                    _ => (1..=4).contains(&self.dport),
+                };
+                if error {
+                    // An error quotes the packet it is about: here a UDP datagram the
+                    // destination sent to the source.
+                    let quoted = Packet {
+                        src: self.dst,
+                        dst: self.src,
+                        protocol: 17,
+                        sport: self.sport,
+                        dport: 53,
+                        tcp_flags: 0,
+                    };
+                    h.extend_from_slice(&quoted.bytes()[14..]);
+                }
                 h
             }
             _ => vec![0u8; 8],
