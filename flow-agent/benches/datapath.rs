@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aya::programs::SchedClassifier;
-use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint};
+use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, Timing};
 use weir_flow_agent::flows::{Enrichment, EnrichmentHandle, PeerMeta};
 use weir_flow_agent::monitor::{self, Clock, MonitorStats};
 use weir_flow_agent::store::FlowStore;
@@ -20,7 +20,6 @@ use weir_policy::compiled::{
     CompiledPolicy, DirectionPolicy, EndpointPolicy, IpcacheEntry, MatchType, PolicyEntry,
     PolicyRef,
 };
-use weir_probes::abi::RuntimeConfig;
 
 const USERS: &str = "10.200.1.11";
 const FRONTEND: &str = "10.200.1.10";
@@ -87,9 +86,9 @@ fn policy() -> CompiledPolicy {
     }
 }
 
-fn load(runtime: RuntimeConfig) -> (Datapath, CompiledPolicy) {
+fn load(timing: Timing) -> (Datapath, CompiledPolicy) {
     let mut dp = Datapath::load(&DatapathOptions {
-        runtime,
+        timing,
         ..DatapathOptions::default()
     })
     .expect("load the datapath (run as root)");
@@ -133,7 +132,7 @@ fn main() {
     let pass: &mut SchedClassifier = empty.program_mut("pass").unwrap().try_into().unwrap();
     pass.load().unwrap();
 
-    let (mut dp, _) = load(RuntimeConfig::default());
+    let (mut dp, _) = load(Timing::default());
     let syn = Packet::tcp(ip(FRONTEND), ip(USERS), 40_000, 80, 0x02).bytes();
     let ack = Packet::tcp(ip(FRONTEND), ip(USERS), 40_000, 80, 0x10).bytes();
     let denied = Packet::tcp(ip(BILLING), ip(USERS), 40_001, 80, 0x02).bytes();
@@ -206,9 +205,9 @@ impl Drain {
 /// Events per second from the ring buffer to stored flows, on the calling thread.
 fn agent_pipeline() {
     // Every packet produces a trace: no aggregation.
-    let (mut dp, compiled) = load(RuntimeConfig {
-        trace_interval_ns: 0,
-        ..RuntimeConfig::default()
+    let (mut dp, compiled) = load(Timing {
+        trace_interval: Duration::ZERO,
+        ..Timing::default()
     });
     let mut ring = dp.take_events().unwrap();
     let ack = Packet::tcp(ip(FRONTEND), ip(USERS), 41_000, 80, 0x10).bytes();

@@ -4,15 +4,13 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use weir_policy::ClusterState;
-use weir_probes::abi::RuntimeConfig;
 
 use crate::apply::{Applier, ApplierConfig, PolicyStatus};
 use crate::config::AgentConfig;
 use crate::convert::Converter;
-use crate::datapath::{Datapath, DatapathError, DatapathOptions};
+use crate::datapath::{Datapath, DatapathError, DatapathOptions, Timing};
 use crate::flows::EnrichmentHandle;
 use crate::monitor::{self, MonitorStats};
 use crate::server::{Api, ServeError};
@@ -28,10 +26,6 @@ pub enum AgentError {
     Config(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
-}
-
-fn ns(d: Duration) -> u64 {
-    d.as_nanos().min(u128::from(u64::MAX)) as u64
 }
 
 /// The node's address for peers: its first IPv4 address in the state directory, else its
@@ -56,11 +50,11 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let tcp = cfg.tcp_address().map_err(AgentError::Config)?;
     let opts = DatapathOptions {
         pin_dir: Some(cfg.bpffs_dir()),
-        runtime: RuntimeConfig {
-            trace_interval_ns: ns(cfg.trace_interval),
-            drop_interval_ns: ns(cfg.drop_interval),
-            policy_verdict_events: u32::from(cfg.policy_verdict_events),
-            ..RuntimeConfig::default()
+        timing: Timing {
+            trace_interval: cfg.trace_interval,
+            drop_interval: cfg.drop_interval,
+            policy_verdict_events: cfg.policy_verdict_events,
+            ..Timing::default()
         },
         events_ring_bytes: cfg.events_ring_bytes,
         ct_max_entries: cfg.ct_max_entries,

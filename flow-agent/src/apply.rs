@@ -136,7 +136,8 @@ impl Applier {
     pub fn poll(&mut self) {
         if self.last_gc.elapsed() >= self.gc_interval {
             self.last_gc = Instant::now();
-            match collect_garbage(&mut self.writer) {
+            let now = self.datapath.clock().jiffies();
+            match now.and_then(|now| collect_garbage(&mut self.writer, now)) {
                 Ok(stats) if stats.deleted > 0 => {
                     tracing::debug!(
                         scanned = stats.scanned,

@@ -9,14 +9,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::process::Command;
+use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
-use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, MapWriter};
+use weir_flow_agent::datapath::{
+    Datapath, DatapathOptions, Hook, LocalEndpoint, MapWriter, Timing,
+};
 use weir_flow_agent::testrun::{self, Packet, TC_ACT_OK, TC_ACT_SHOT};
 use weir_policy::compiled::{CompiledPolicy, Direction, PolicyRef};
 use weir_policy::eval::{Decision, Trace, Verdict};
 use weir_policy::testgen::{Case, random_case};
-use weir_probes::abi::{self, CtKey, FlowEvent, RuntimeConfig};
+use weir_probes::abi::{self, CtKey, FlowEvent};
 
 /// Interfaces created for endpoints (a case has fewer local endpoints).
 const POOL: usize = 48;
@@ -126,6 +129,7 @@ impl Harness {
             protocol: p.protocol,
             direction: dir,
             family: if p.src.is_ipv4() { 4 } else { 6 },
+            ifindex,
             ..Default::default()
         };
         put(&mut key.saddr, p.src);
@@ -308,9 +312,9 @@ fn kernel_agrees_with_the_reference_evaluator() {
             .expect("enter the test namespace");
         // Every drop reported (no aggregation), so each packet's reason and policies are seen.
         let options = DatapathOptions {
-            runtime: RuntimeConfig {
-                drop_interval_ns: 0,
-                ..RuntimeConfig::default()
+            timing: Timing {
+                drop_interval: Duration::ZERO,
+                ..Timing::default()
             },
             ..DatapathOptions::default()
         };

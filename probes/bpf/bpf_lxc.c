@@ -24,20 +24,108 @@ static __always_inline int drop(const struct pkt *p, struct verdict_ctx *v, __u1
 	struct weir_ct_key flow;
 	__u32 count;
 
-	ct_key_fwd(&flow, p, dir);
+	ct_key_fwd(&flow, p, dir, v->ifindex);
 	count = drop_aggregate(&flow, now);
 	if (count)
-		emit_event(p, v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, reason, count, now);
+		emit_event(p, v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, reason, count);
 	return TC_ACT_SHOT;
+}
+
+/* Reports a packet of a tracked connection (established, reply or related) as a trace. The
+ * endpoint is looked up only here, when a trace is due, so the common path needs no lookup. */
+static __always_inline void trace_tracked(const struct pkt *p, struct verdict_ctx *v, const struct weir_ct_entry *e,
+					  __u8 dir, __u8 slot, __u32 count)
+{
+	struct weir_endpoint *ep;
+	__u32 ifindex = v->ifindex;
+
+	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+	if (!ep)
+		return;
+	v->ep_id = ep->ep_id;
+	v->rule_set = e->rule_set;
+	v->match_type = e->match_type;
+	v->audit = (e->flags & WEIR_CT_AUDIT) != 0;
+	v->obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
+	if (dir == WEIR_DIR_EGRESS) {
+		v->src_identity = ep->slot[slot].identity;
+		v->dst_identity = e->remote_identity;
+	} else {
+		v->src_identity = e->remote_identity;
+		v->dst_identity = ep->slot[slot].identity;
+	}
+	emit_event(p, v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, count);
+}
+
+/* Connection tracking first: established packets, replies and related ICMP errors of
+ * connections decided in the current policy generation are forwarded here. Returns 1 when the
+ * packet was handled, 0 when it must be decided as a new connection. */
+static __always_inline int handle_tracked(struct pkt *p, struct verdict_ctx *v, __u8 dir, __u32 gen, __u64 now)
+{
+	struct weir_ct_key key;
+	struct weir_ct_entry *e;
+	__u8 slot = gen & 1;
+	__u32 count;
+
+	ct_key_fwd(&key, p, dir, v->ifindex);
+	e = bpf_map_lookup_elem(&weir_ct, &key);
+	if (e && e->expires > now) {
+		int reopen = p->protocol == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN && ct_closing(e);
+
+		if (e->policy_gen == gen && !reopen) {
+			ct_update(e, p, 0, now);
+			if (dir == WEIR_DIR_INGRESS || !(e->flags & WEIR_CT_REMOTE_LOCAL)) {
+				count = ct_trace_due(e, p, 0, now);
+				if (count) {
+					v->trace_reason = WEIR_TRACE_ESTABLISHED;
+					trace_tracked(p, v, e, dir, slot, count);
+				}
+			}
+			return 1;
+		}
+		/* Policy changed since the decision (or the port is reused): decide again. */
+		bpf_map_delete_elem(&weir_ct, &key);
+	}
+
+	ct_key_rev(&key, p, dir, v->ifindex);
+	e = bpf_map_lookup_elem(&weir_ct, &key);
+	if (e && e->expires > now) {
+		ct_update(e, p, 1, now);
+		if (dir == WEIR_DIR_INGRESS || !(e->flags & WEIR_CT_REMOTE_LOCAL)) {
+			count = ct_trace_due(e, p, 1, now);
+			if (count) {
+				v->direction = opposite(dir);
+				v->reply = 1;
+				v->trace_reason = WEIR_TRACE_REPLY;
+				trace_tracked(p, v, e, dir, slot, count);
+			}
+		}
+		return 1;
+	}
+
+	if (p->related) {
+		p->inner.direction = opposite(dir);
+		p->inner.ifindex = v->ifindex;
+		e = bpf_map_lookup_elem(&weir_ct, &p->inner);
+		if (e && e->expires > now) {
+			if (dir == WEIR_DIR_INGRESS || !(e->flags & WEIR_CT_REMOTE_LOCAL)) {
+				v->direction = opposite(dir);
+				v->reply = 1;
+				v->trace_reason = WEIR_TRACE_RELATED;
+				trace_tracked(p, v, e, dir, slot, 1);
+			}
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
-	struct pkt p = {};
+	struct pkt p;
 	struct verdict_ctx v = {};
-	struct policy_result r = {};
+	struct policy_result r;
 	struct weir_ct_key key;
-	struct weir_ct_entry *e;
 	struct weir_endpoint *ep;
 	struct weir_endpoint_slot *eps;
 	struct weir_config *cfg;
@@ -48,13 +136,16 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	__u8 slot, remote_local;
 	int ret;
 
+	PKT_INIT(p);
 	ret = parse_packet(skb, &p);
 	if (ret == PARSE_NOT_IP)
 		return TC_ACT_OK;
 	if (p.ndp)
 		return TC_ACT_OK;
 
-	now = bpf_ktime_get_boot_ns();
+	/* Connection tracking and aggregation run on jiffies: one tick of resolution is plenty,
+	 * and the verifier turns bpf_jiffies64() into a load. */
+	now = bpf_jiffies64();
 	v.ifindex = ifindex;
 	v.direction = dir;
 	v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_FROM_ENDPOINT : WEIR_OBS_TO_ENDPOINT;
@@ -63,6 +154,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (cfg)
 		gen = cfg->policy_gen;
 	slot = gen & 1;
+
+	if (ret == PARSE_OK && handle_tracked(&p, &v, dir, gen, now))
+		return TC_ACT_OK;
 
 	/* Fail closed: an interface we are attached to but know nothing about drops. */
 	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
@@ -82,80 +176,6 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (dir == WEIR_DIR_EGRESS && !source_is_endpoint(ep, &p, slot))
 		return drop(&p, &v, WEIR_DROP_INVALID_SOURCE_IP, dir, now);
 
-	/* Established: an entry in this direction, taken in the current policy generation. */
-	ct_key_fwd(&key, &p, dir);
-	e = bpf_map_lookup_elem(&weir_ct, &key);
-	if (e && e->expires_ns > now) {
-		int reopen = p.protocol == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN && ct_closing(e);
-
-		if (e->policy_gen == gen && !reopen) {
-			ct_update(e, &p, 0, now);
-			if (dir == WEIR_DIR_INGRESS || !(e->flags & WEIR_CT_REMOTE_LOCAL)) {
-				count = ct_trace_due(e, &p, 0, now);
-				if (count) {
-					v.rule_set = e->rule_set;
-					v.match_type = e->match_type;
-					v.audit = (e->flags & WEIR_CT_AUDIT) != 0;
-					v.trace_reason = WEIR_TRACE_ESTABLISHED;
-					v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
-					if (dir == WEIR_DIR_EGRESS)
-						v.dst_identity = e->remote_identity;
-					else
-						v.src_identity = e->remote_identity;
-					emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, count, now);
-				}
-			}
-			return TC_ACT_OK;
-		}
-		/* Policy changed since the decision (or the port is reused): decide again. */
-		bpf_map_delete_elem(&weir_ct, &key);
-	}
-
-	/* Reply: an entry of the opposite direction, created for the packet's peer. */
-	ct_key_rev(&key, &p, dir);
-	e = bpf_map_lookup_elem(&weir_ct, &key);
-	if (e && e->expires_ns > now) {
-		ct_update(e, &p, 1, now);
-		if (dir == WEIR_DIR_INGRESS || !(e->flags & WEIR_CT_REMOTE_LOCAL)) {
-			count = ct_trace_due(e, &p, 1, now);
-			if (count) {
-				v.rule_set = e->rule_set;
-				v.match_type = e->match_type;
-				v.direction = opposite(dir);
-				v.reply = 1;
-				v.trace_reason = WEIR_TRACE_REPLY;
-				v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
-				if (dir == WEIR_DIR_EGRESS)
-					v.dst_identity = e->remote_identity;
-				else
-					v.src_identity = e->remote_identity;
-				emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, count, now);
-			}
-		}
-		return TC_ACT_OK;
-	}
-
-	/* Related: an ICMP error about a tracked connection. */
-	if (p.related) {
-		p.inner.direction = opposite(dir);
-		e = bpf_map_lookup_elem(&weir_ct, &p.inner);
-		if (e && e->expires_ns > now) {
-			if (dir == WEIR_DIR_INGRESS || !(e->flags & WEIR_CT_REMOTE_LOCAL)) {
-				v.rule_set = e->rule_set;
-				v.direction = opposite(dir);
-				v.reply = 1;
-				v.trace_reason = WEIR_TRACE_RELATED;
-				v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
-				if (dir == WEIR_DIR_EGRESS)
-					v.dst_identity = e->remote_identity;
-				else
-					v.src_identity = e->remote_identity;
-				emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1, now);
-			}
-			return TC_ACT_OK;
-		}
-	}
-
 	/* New connection: resolve the remote identity and evaluate policy. */
 	ipc = ipcache_lookup(slot, p.family, dir == WEIR_DIR_EGRESS ? p.daddr : p.saddr);
 	remote_id = ipc ? ipc->identity : WEIR_IDENTITY_WORLD;
@@ -171,12 +191,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	v.trace_reason = WEIR_TRACE_NEW;
 
 	if (r.drop_reason && !r.audit) {
-		ct_key_fwd(&key, &p, dir);
+		ct_key_fwd(&key, &p, dir, ifindex);
 		count = drop_aggregate(&key, now);
 		if (count) {
 			if (r.enforced && weir_runtime.policy_verdict_events)
-				emit_event(&p, &v, WEIR_EVENT_POLICY_VERDICT, WEIR_VERDICT_DENIED, r.drop_reason, count, now);
-			emit_event(&p, &v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, r.drop_reason, count, now);
+				emit_event(&p, &v, WEIR_EVENT_POLICY_VERDICT, WEIR_VERDICT_DENIED, r.drop_reason, count);
+			emit_event(&p, &v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, r.drop_reason, count);
 		}
 		return TC_ACT_SHOT;
 	}
@@ -184,12 +204,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	v.audit = r.drop_reason != 0;
 	if (r.enforced && weir_runtime.policy_verdict_events)
 		emit_event(&p, &v, WEIR_EVENT_POLICY_VERDICT,
-			   r.drop_reason ? WEIR_VERDICT_DENIED : WEIR_VERDICT_ALLOWED, r.drop_reason, 1, now);
+			   r.drop_reason ? WEIR_VERDICT_DENIED : WEIR_VERDICT_ALLOWED, r.drop_reason, 1);
 
 	{
 		struct weir_ct_entry fresh = {
-			.created_ns = now,
-			.last_report_ns = { now, 0 },
+			.created = now,
+			.last_report = { now, 0 },
 			.packets = { 1, 0 },
 			.bytes = { p.len, 0 },
 			.policy_gen = gen,
@@ -201,14 +221,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			.tcp_reported = { p.tcp_flags & TCP_REPORT_FLAGS, 0 },
 		};
 
-		fresh.expires_ns = now + ct_lifetime(&fresh, p.protocol);
-		ct_key_fwd(&key, &p, dir);
+		fresh.expires = now + ct_lifetime(&fresh, p.protocol);
+		ct_key_fwd(&key, &p, dir, ifindex);
 		bpf_map_update_elem(&weir_ct, &key, &fresh, BPF_ANY);
 	}
 
 	if (dir == WEIR_DIR_INGRESS || !remote_local) {
 		v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
-		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1, now);
+		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
 	}
 	return TC_ACT_OK;
 }

@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -141,32 +141,16 @@ impl FlowEvent {
 
 /// `struct weir_runtime_config` (the `weir_runtime` global in `.rodata`).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RuntimeConfig {
-    pub trace_interval_ns: u64,
-    pub drop_interval_ns: u64,
-    pub ct_lifetime_tcp_ns: u64,
-    pub ct_lifetime_syn_ns: u64,
-    pub ct_lifetime_close_ns: u64,
-    pub ct_lifetime_other_ns: u64,
+    pub trace_interval_jiffies: u64,
+    pub drop_interval_jiffies: u64,
+    pub ct_lifetime_tcp_jiffies: u64,
+    pub ct_lifetime_syn_jiffies: u64,
+    pub ct_lifetime_close_jiffies: u64,
+    pub ct_lifetime_other_jiffies: u64,
     pub policy_verdict_events: u32,
     pub reserved_0: u32,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        const S: u64 = 1_000_000_000;
-        RuntimeConfig {
-            trace_interval_ns: 5 * S,
-            drop_interval_ns: 5 * S,
-            ct_lifetime_tcp_ns: 21_600 * S,
-            ct_lifetime_syn_ns: 60 * S,
-            ct_lifetime_close_ns: 10 * S,
-            ct_lifetime_other_ns: 60 * S,
-            policy_verdict_events: 1,
-            reserved_0: 0,
-        }
-    }
 }
 
 // ---- Maps ----------------------------------------------------------------------------------
@@ -264,6 +248,7 @@ pub struct CtKey {
     pub direction: u8,
     pub family: u8,
     pub reserved_0: u8,
+    pub ifindex: u32,
 }
 
 pub const CT_CLOSING_FWD: u8 = 0x01;
@@ -277,9 +262,9 @@ pub const CT_AUDIT: u8 = 0x20;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CtEntry {
-    pub created_ns: u64,
-    pub expires_ns: u64,
-    pub last_report_ns: [u64; 2],
+    pub created: u64,
+    pub expires: u64,
+    pub last_report: [u64; 2],
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub unreported: [u32; 2],
@@ -297,7 +282,7 @@ pub struct CtEntry {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DropAgg {
-    pub last_report_ns: u64,
+    pub last_report: u64,
     pub suppressed: u32,
     pub reserved_0: u32,
 }
@@ -394,20 +379,20 @@ pub const LAYOUTS: &[Layout] = &[
         ],
     },
     layout!("weir_runtime_config", RuntimeConfig, {
-        trace_interval_ns, drop_interval_ns, ct_lifetime_tcp_ns, ct_lifetime_syn_ns,
-        ct_lifetime_close_ns, ct_lifetime_other_ns, policy_verdict_events, reserved_0,
+        trace_interval_jiffies, drop_interval_jiffies, ct_lifetime_tcp_jiffies, ct_lifetime_syn_jiffies,
+        ct_lifetime_close_jiffies, ct_lifetime_other_jiffies, policy_verdict_events, reserved_0,
     }),
     layout!("weir_config", Config, { policy_gen, reserved_0 }),
     layout!("weir_endpoint_slot", EndpointSlot, { identity, flags, ingress_selecting, egress_selecting }),
     layout!("weir_endpoint", Endpoint, { ep_id, reserved_0, ipv4, ipv6, slot }),
     layout!("weir_ipcache_value", IpcacheValue, { identity, ep_id }),
     layout!("weir_policy_value", PolicyValue, { flags, match_type, reserved_0, rule_set, l7_rules, reserved_1 }),
-    layout!("weir_ct_key", CtKey, { saddr, daddr, sport, dport, protocol, direction, family, reserved_0 }),
+    layout!("weir_ct_key", CtKey, { saddr, daddr, sport, dport, protocol, direction, family, reserved_0, ifindex }),
     layout!("weir_ct_entry", CtEntry, {
-        created_ns, expires_ns, last_report_ns, packets, bytes, unreported, policy_gen, rule_set,
+        created, expires, last_report, packets, bytes, unreported, policy_gen, rule_set,
         remote_identity, flags, match_type, tcp_seen, tcp_reported, reserved_0,
     }),
-    layout!("weir_drop_agg", DropAgg, { last_report_ns, suppressed, reserved_0 }),
+    layout!("weir_drop_agg", DropAgg, { last_report, suppressed, reserved_0 }),
     layout!("weir_frag_key", FragKey, { saddr, daddr, id, protocol, family, reserved_0 }),
     layout!("weir_frag_value", FragValue, { sport, dport, tcp_flags, icmp_type, icmp_code, reserved_0 }),
 ];
@@ -427,7 +412,7 @@ const _: () = {
     assert!(size_of::<IpcacheValue>() == 8);
     assert!(size_of::<PolicyKey>() == 16);
     assert!(size_of::<PolicyValue>() == 16);
-    assert!(size_of::<CtKey>() == 40);
+    assert!(size_of::<CtKey>() == 44);
     assert!(size_of::<CtEntry>() == 96);
     assert!(size_of::<DropAgg>() == 16);
     assert!(size_of::<FragKey>() == 40);

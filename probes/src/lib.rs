@@ -10,7 +10,8 @@ pub mod abi;
 /// `weir_*` map (docs/maps.md).
 pub static BPF_LXC: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
 
-/// A TC program that passes every packet (program `pass`): the benchmarks' baseline.
+/// Utility programs: `pass` passes every packet (the benchmarks' baseline); `read_jiffies`
+/// stores the kernel's jiffies in map `weir_jiffies` when test-run.
 pub static BPF_EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_empty.o"));
 
 /// Names of the programs in [`BPF_LXC`].

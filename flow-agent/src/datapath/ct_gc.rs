@@ -11,15 +11,18 @@ pub struct CtGcStats {
     pub deleted: usize,
 }
 
-/// Nanoseconds on the clock the datapath stamps (`bpf_ktime_get_boot_ns`).
+/// Nanoseconds on the clock of event timestamps (`bpf_ktime_get_boot_ns`).
 pub fn boot_time_ns() -> u64 {
     let ts = clock_gettime(ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME is always available");
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
-/// One pass over `weir_ct`.
-pub fn collect_garbage(writer: &mut MapWriter) -> Result<CtGcStats, DatapathError> {
-    let now = boot_time_ns();
+/// One pass over `weir_ct`, deleting entries that expired before `now_jiffies`.
+pub fn collect_garbage(
+    writer: &mut MapWriter,
+    now_jiffies: u64,
+) -> Result<CtGcStats, DatapathError> {
+    let now = now_jiffies;
     let ct = writer.ct();
     let mut stats = CtGcStats::default();
     let mut expired = Vec::new();
@@ -27,7 +30,7 @@ pub fn collect_garbage(writer: &mut MapWriter) -> Result<CtGcStats, DatapathErro
         // Entries may vanish (LRU) while we iterate: skip those.
         let Ok((key, entry)) = item else { continue };
         stats.scanned += 1;
-        if entry.expires_ns <= now {
+        if entry.expires <= now {
             expired.push(key);
         }
     }

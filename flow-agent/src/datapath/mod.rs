@@ -12,11 +12,13 @@
 //! Links outlive the agent: while it is stopped the datapath keeps enforcing the last policy.
 //! A restarted agent replaces the program behind each link atomically (`BPF_LINK_UPDATE`).
 
+mod clock;
 mod ct_gc;
 mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aya::maps::{Map, MapData, RingBuf};
 use aya::programs::links::{FdLink, PinnedLink};
@@ -25,16 +27,61 @@ use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use weir_probes::abi::{self, RuntimeConfig};
 
+pub use clock::KernelClock;
 pub use ct_gc::{CtGcStats, boot_time_ns, collect_garbage};
 pub use writer::{ApplyStats, LocalEndpoint, LostEvents, MapWriter};
+
+/// Durations and switches compiled into the programs (`weir_runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// At most one trace per connection and direction per interval (besides SYN/FIN/RST);
+    /// zero reports every packet.
+    pub trace_interval: Duration,
+    /// At most one drop event per flow per interval; zero reports every drop.
+    pub drop_interval: Duration,
+    pub ct_lifetime_tcp: Duration,
+    pub ct_lifetime_syn: Duration,
+    pub ct_lifetime_close: Duration,
+    pub ct_lifetime_other: Duration,
+    pub policy_verdict_events: bool,
+}
+
+impl Default for Timing {
+    /// Cilium's defaults: 5 s aggregation, 6 h established TCP, 60 s SYN and non-TCP, 10 s close.
+    fn default() -> Self {
+        Timing {
+            trace_interval: Duration::from_secs(5),
+            drop_interval: Duration::from_secs(5),
+            ct_lifetime_tcp: Duration::from_secs(21_600),
+            ct_lifetime_syn: Duration::from_secs(60),
+            ct_lifetime_close: Duration::from_secs(10),
+            ct_lifetime_other: Duration::from_secs(60),
+            policy_verdict_events: true,
+        }
+    }
+}
+
+impl Timing {
+    fn runtime(&self, clock: &KernelClock) -> RuntimeConfig {
+        RuntimeConfig {
+            trace_interval_jiffies: clock.to_jiffies(self.trace_interval),
+            drop_interval_jiffies: clock.to_jiffies(self.drop_interval),
+            ct_lifetime_tcp_jiffies: clock.to_jiffies(self.ct_lifetime_tcp),
+            ct_lifetime_syn_jiffies: clock.to_jiffies(self.ct_lifetime_syn),
+            ct_lifetime_close_jiffies: clock.to_jiffies(self.ct_lifetime_close),
+            ct_lifetime_other_jiffies: clock.to_jiffies(self.ct_lifetime_other),
+            policy_verdict_events: u32::from(self.policy_verdict_events),
+            reserved_0: 0,
+        }
+    }
+}
 
 /// How to load the datapath.
 #[derive(Debug, Clone)]
 pub struct DatapathOptions {
     /// Pin maps and links under this bpffs directory; `None` pins nothing (tests, benchmarks).
     pub pin_dir: Option<PathBuf>,
-    /// Knobs compiled into the programs' `.rodata`.
-    pub runtime: RuntimeConfig,
+    pub timing: Timing,
     /// Size of the ring buffer in bytes (a power of two, at least a page).
     pub events_ring_bytes: u32,
     /// Connection-tracking entries (LRU).
@@ -49,7 +96,7 @@ impl Default for DatapathOptions {
     fn default() -> Self {
         DatapathOptions {
             pin_dir: None,
-            runtime: RuntimeConfig::default(),
+            timing: Timing::default(),
             events_ring_bytes: 8 << 20,
             ct_max_entries: 262_144,
             policy_max_entries: 131_072,
@@ -162,6 +209,7 @@ pub enum AttachOutcome {
 /// The loaded datapath.
 pub struct Datapath {
     ebpf: Ebpf,
+    clock: KernelClock,
     pin_root: Option<PathBuf>,
     /// ifindex → (name, links of both hooks)
     attached: BTreeMap<u32, (String, Vec<HeldLink>)>,
@@ -174,9 +222,11 @@ impl Datapath {
     /// are reused (connections and unread events survive a restart); missing ones are created
     /// and pinned.
     pub fn load(opts: &DatapathOptions) -> Result<Datapath, DatapathError> {
+        let clock = KernelClock::new()?;
+        let runtime = opts.timing.runtime(&clock);
         let mut loader = EbpfLoader::new();
         loader
-            .override_global(weir_probes::RUNTIME_CONFIG_GLOBAL, &opts.runtime, true)
+            .override_global(weir_probes::RUNTIME_CONFIG_GLOBAL, &runtime, true)
             .map_max_entries(weir_probes::maps::EVENTS, opts.events_ring_bytes)
             .map_max_entries(weir_probes::maps::CT, opts.ct_max_entries)
             .map_max_entries(weir_probes::maps::POLICY, opts.policy_max_entries)
@@ -211,6 +261,7 @@ impl Datapath {
         }
         Ok(Datapath {
             ebpf,
+            clock,
             pin_root: opts.pin_dir.clone(),
             attached: BTreeMap::new(),
         })
@@ -245,6 +296,11 @@ impl Datapath {
         self.ebpf
             .take_map(name)
             .ok_or(DatapathError::MissingMap { name })
+    }
+
+    /// The kernel clock connection tracking runs on.
+    pub fn clock(&mut self) -> &mut KernelClock {
+        &mut self.clock
     }
 
     /// A program, e.g. for `BPF_PROG_TEST_RUN`.

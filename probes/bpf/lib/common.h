@@ -44,8 +44,13 @@ struct pkt {
 	__u8 reserved[2];
 	__u32 frag_id;
 	__u32 len;
+	/* Only written (completely) by the parser for ICMP errors, when `related` is set: left
+	 * out of the initialisation of the rest. */
 	struct weir_ct_key inner; /* for ICMP errors: original tuple, in the sender's view */
 };
+
+/* A packet before parsing: everything but `inner` is zero. */
+#define PKT_INIT(p) __builtin_memset(&(p), 0, __builtin_offsetof(struct pkt, inner))
 
 static __always_inline void copy_addr(__u8 *dst, const __u32 *src)
 {

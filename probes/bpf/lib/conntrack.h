@@ -14,7 +14,7 @@ static __always_inline __u8 opposite(__u8 dir)
 	return dir == WEIR_DIR_INGRESS ? WEIR_DIR_EGRESS : WEIR_DIR_INGRESS;
 }
 
-static __always_inline void ct_key_fwd(struct weir_ct_key *k, const struct pkt *p, __u8 dir)
+static __always_inline void ct_key_fwd(struct weir_ct_key *k, const struct pkt *p, __u8 dir, __u32 ifindex)
 {
 	copy_addr(k->saddr, p->saddr);
 	copy_addr(k->daddr, p->daddr);
@@ -24,10 +24,11 @@ static __always_inline void ct_key_fwd(struct weir_ct_key *k, const struct pkt *
 	k->direction = dir;
 	k->family = p->family;
 	k->reserved_0 = 0;
+	k->ifindex = ifindex;
 }
 
 /* The key of the connection this packet would be a reply to. */
-static __always_inline void ct_key_rev(struct weir_ct_key *k, const struct pkt *p, __u8 dir)
+static __always_inline void ct_key_rev(struct weir_ct_key *k, const struct pkt *p, __u8 dir, __u32 ifindex)
 {
 	copy_addr(k->saddr, p->daddr);
 	copy_addr(k->daddr, p->saddr);
@@ -37,18 +38,19 @@ static __always_inline void ct_key_rev(struct weir_ct_key *k, const struct pkt *
 	k->direction = opposite(dir);
 	k->family = p->family;
 	k->reserved_0 = 0;
+	k->ifindex = ifindex;
 }
 
 static __always_inline __u64 ct_lifetime(const struct weir_ct_entry *e, __u8 protocol)
 {
 	if (protocol != IPPROTO_TCP)
-		return weir_runtime.ct_lifetime_other_ns;
+		return weir_runtime.ct_lifetime_other_jiffies;
 	if ((e->flags & WEIR_CT_RST) ||
 	    (e->flags & (WEIR_CT_CLOSING_FWD | WEIR_CT_CLOSING_REV)) == (WEIR_CT_CLOSING_FWD | WEIR_CT_CLOSING_REV))
-		return weir_runtime.ct_lifetime_close_ns;
+		return weir_runtime.ct_lifetime_close_jiffies;
 	if (e->flags & WEIR_CT_SEEN_REPLY)
-		return weir_runtime.ct_lifetime_tcp_ns;
-	return weir_runtime.ct_lifetime_syn_ns;
+		return weir_runtime.ct_lifetime_tcp_jiffies;
+	return weir_runtime.ct_lifetime_syn_jiffies;
 }
 
 /* Accounts a packet of an existing connection; d = 0 original direction, 1 reply. */
@@ -67,7 +69,7 @@ static __always_inline void ct_update(struct weir_ct_entry *e, const struct pkt 
 		if (p->tcp_flags & TCP_RST)
 			e->flags |= WEIR_CT_RST;
 	}
-	e->expires_ns = now + ct_lifetime(e, p->protocol);
+	e->expires = now + ct_lifetime(e, p->protocol);
 }
 
 static __always_inline int ct_closing(const struct weir_ct_entry *e)
@@ -84,13 +86,13 @@ static __always_inline __u32 ct_trace_due(struct weir_ct_entry *e, const struct 
 	__u32 count;
 
 	d &= 1;
-	if (weir_runtime.trace_interval_ns != 0 && e->last_report_ns[d] != 0 &&
+	if (weir_runtime.trace_interval_jiffies != 0 && e->last_report[d] != 0 &&
 	    !(report & ~e->tcp_reported[d]) &&
-	    now - e->last_report_ns[d] < weir_runtime.trace_interval_ns)
+	    now - e->last_report[d] < weir_runtime.trace_interval_jiffies)
 		return 0;
 	count = e->unreported[d];
 	e->unreported[d] = 0;
-	e->last_report_ns[d] = now;
+	e->last_report[d] = now;
 	e->tcp_reported[d] |= report;
 	return count ? count : 1;
 }

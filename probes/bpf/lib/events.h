@@ -6,14 +6,14 @@
 #include "common.h"
 #include "maps.h"
 
-/* Set by the loader (struct weir_runtime_config in weir/abi.h). */
+/* Set by the loader (struct weir_runtime_config in weir/abi.h); these defaults assume HZ=250. */
 const volatile struct weir_runtime_config weir_runtime = {
-	.trace_interval_ns = 5000000000ULL,
-	.drop_interval_ns = 5000000000ULL,
-	.ct_lifetime_tcp_ns = 21600000000000ULL,
-	.ct_lifetime_syn_ns = 60000000000ULL,
-	.ct_lifetime_close_ns = 10000000000ULL,
-	.ct_lifetime_other_ns = 60000000000ULL,
+	.trace_interval_jiffies = 5 * 250,
+	.drop_interval_jiffies = 5 * 250,
+	.ct_lifetime_tcp_jiffies = 21600 * 250,
+	.ct_lifetime_syn_jiffies = 60 * 250,
+	.ct_lifetime_close_jiffies = 10 * 250,
+	.ct_lifetime_other_jiffies = 60 * 250,
 	.policy_verdict_events = 1,
 };
 
@@ -46,8 +46,9 @@ static __always_inline void count_lost(void)
 		*lost += 1;
 }
 
+/* Events carry a fine-grained boot-time stamp, read only when an event is written. */
 static __always_inline void emit_event(const struct pkt *p, const struct verdict_ctx *v, __u8 type,
-				       __u8 verdict, __u16 drop_reason, __u32 count, __u64 now)
+				       __u8 verdict, __u16 drop_reason, __u32 count)
 {
 	struct weir_flow_event *ev;
 
@@ -79,7 +80,7 @@ static __always_inline void emit_event(const struct pkt *p, const struct verdict
 	ev->count = count;
 	ev->pkt_len = p->len;
 	ev->reserved_1 = 0;
-	ev->ts_boot_ns = now;
+	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
 	copy_addr(ev->saddr, p->saddr);
 	copy_addr(ev->daddr, p->daddr);
 	ev->sport = p->sport;
@@ -96,17 +97,17 @@ static __always_inline __u32 drop_aggregate(const struct weir_ct_key *flow, __u6
 	__u32 count;
 
 	if (!agg) {
-		struct weir_drop_agg fresh = { .last_report_ns = now };
+		struct weir_drop_agg fresh = { .last_report = now };
 		bpf_map_update_elem(&weir_drop_agg, flow, &fresh, BPF_ANY);
 		return 1;
 	}
-	if (now - agg->last_report_ns < weir_runtime.drop_interval_ns) {
+	if (now - agg->last_report < weir_runtime.drop_interval_jiffies) {
 		__sync_fetch_and_add(&agg->suppressed, 1);
 		return 0;
 	}
 	count = agg->suppressed + 1;
 	agg->suppressed = 0;
-	agg->last_report_ns = now;
+	agg->last_report = now;
 	return count;
 }
 

@@ -85,6 +85,9 @@ static __always_inline int parse_inner(void *data, void *data_end, __u32 off, st
 	in->protocol = proto;
 	in->sport = 0;
 	in->dport = 0;
+	in->direction = 0;
+	in->reserved_0 = 0;
+	in->ifindex = 0;
 	if (l4off > PARSE_MAX_L4_OFF + 60)
 		return -WEIR_DROP_CT_INVALID_HDR;
 	__u8 *l4 = data + l4off;

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 1
+#define WEIR_ABI_VERSION 2
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -91,13 +91,16 @@ struct weir_flow_event {
 
 /* ---- Runtime configuration (.rodata, set by the loader) ------------------------------- */
 
+/* Connection tracking and event aggregation run on jiffies (bpf_jiffies64 is inlined by the
+ * verifier: a memory load, where reading a clock costs tens of nanoseconds). The loader
+ * measures the kernel's HZ and converts durations. */
 struct weir_runtime_config {
-	__u64 trace_interval_ns;     /* at most one trace per connection direction per interval (0 = every packet) */
-	__u64 drop_interval_ns;      /* at most one drop event per flow per interval */
-	__u64 ct_lifetime_tcp_ns;    /* established TCP */
-	__u64 ct_lifetime_syn_ns;    /* TCP before the handshake completes */
-	__u64 ct_lifetime_close_ns;  /* TCP after FIN from both sides or RST */
-	__u64 ct_lifetime_other_ns;  /* UDP, ICMP, other */
+	__u64 trace_interval_jiffies;    /* at most one trace per connection direction per interval (0 = every packet) */
+	__u64 drop_interval_jiffies;     /* at most one drop event per flow per interval */
+	__u64 ct_lifetime_tcp_jiffies;   /* established TCP */
+	__u64 ct_lifetime_syn_jiffies;   /* TCP before the handshake completes */
+	__u64 ct_lifetime_close_jiffies; /* TCP after FIN from both sides or RST */
+	__u64 ct_lifetime_other_jiffies; /* UDP, ICMP, other */
 	__u32 policy_verdict_events; /* 1: emit policy-verdict events on new connections where enforced */
 	__u32 reserved_0;
 };
@@ -174,7 +177,9 @@ struct weir_policy_value {
 	__u32 reserved_1;
 };
 
-/* weir_ct (LRU hash): one entry per connection and enforcement point. */
+/* weir_ct (LRU hash): one entry per connection and enforcement point. The interface is part
+ * of the key: an endpoint's two hooks share it, and a packet on another endpoint's interface
+ * never matches the connection (so established packets need no endpoint lookup). */
 struct weir_ct_key {
 	__u8 saddr[16];          /* as seen in the connection's original direction */
 	__u8 daddr[16];
@@ -184,6 +189,7 @@ struct weir_ct_key {
 	__u8 direction;          /* WEIR_DIR_* of the enforcement point that created it */
 	__u8 family;
 	__u8 reserved_0;
+	__u32 ifindex;           /* host-side interface of the endpoint */
 };
 
 #define WEIR_CT_CLOSING_FWD 0x01 /* FIN seen in the original direction */
@@ -194,9 +200,9 @@ struct weir_ct_key {
 #define WEIR_CT_AUDIT       0x20 /* allowed only because the deciding entry is in audit mode */
 
 struct weir_ct_entry {
-	__u64 created_ns;
-	__u64 expires_ns;
-	__u64 last_report_ns[2]; /* [0] original direction, [1] reply */
+	__u64 created;           /* jiffies */
+	__u64 expires;           /* jiffies */
+	__u64 last_report[2];    /* jiffies of the last trace: [0] original direction, [1] reply */
 	__u64 packets[2];
 	__u64 bytes[2];
 	__u32 unreported[2];     /* packets since the last trace, per direction */
@@ -212,7 +218,7 @@ struct weir_ct_entry {
 
 /* weir_drop_agg (LRU hash): weir_ct_key -> last drop event of that flow. */
 struct weir_drop_agg {
-	__u64 last_report_ns;
+	__u64 last_report;       /* jiffies */
 	__u32 suppressed;        /* drops since then */
 	__u32 reserved_0;
 };
