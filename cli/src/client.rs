@@ -32,8 +32,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = gofmt::parse_std_duration)]
     pub timeout: Duration,
 
-    /// Timeout of unary requests (ServerStatus, GetNodes, GetNamespaces); does
-    /// not apply to streams
+    /// Timeout of unary requests (ServerStatus, GetNodes, GetNamespaces,
+    /// GetPolicy); does not apply to streams
     #[arg(long, value_name = "DURATION", default_value = "12s", value_parser = gofmt::parse_std_duration)]
     pub request_timeout: Duration,
 }

@@ -23,6 +23,7 @@ use crate::error::CliError;
 use crate::lab::LabCommand;
 use crate::list::ListCommand;
 use crate::observe::ObserveCommand;
+use crate::policy::PolicyCommand;
 use crate::status::StatusArgs;
 
 /// weir: Cilium-style network policy in eBPF, with Hubble-compatible flow
@@ -68,6 +69,9 @@ pub enum Command {
     /// List nodes or namespaces
     #[command(subcommand)]
     List(ListCommand),
+    /// Validate policy files, show the enforced policy, trace a connection
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Build or remove a lab: a cluster of network namespaces on this host
     #[command(subcommand)]
     Lab(LabCommand),
@@ -92,6 +96,7 @@ impl Command {
             Command::Observe(cmd) => cmd.run(global).await,
             Command::Status(args) => args.run().await,
             Command::List(cmd) => cmd.run().await,
+            Command::Policy(cmd) => cmd.run().await,
             Command::Lab(cmd) => cmd.run().await,
         }
     }

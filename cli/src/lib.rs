@@ -4,6 +4,8 @@
 //!   subcommands go.
 //! - [`observe`]: `weir observe` — Hubble's flags, filters and printers.
 //! - [`status`], [`list`]: `weir status`, `weir list nodes|namespaces`.
+//! - [`policy`]: `weir policy validate|get|trace`.
+//! - [`lab`]: `weir lab up|down`.
 //! - [`client`]: connecting to an agent over a unix socket or TCP.
 //! - [`error`]: failures and their exit codes (64 usage, 1 runtime).
 //!
@@ -18,6 +20,7 @@ pub mod gofmt;
 pub mod lab;
 pub mod list;
 pub mod observe;
+pub mod policy;
 pub mod schema;
 pub mod status;
 pub mod tabwriter;

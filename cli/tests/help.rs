@@ -16,6 +16,13 @@ const COMMANDS: &[&[&str]] = &[
     &["list"],
     &["list", "nodes"],
     &["list", "namespaces"],
+    &["policy"],
+    &["policy", "validate"],
+    &["policy", "get"],
+    &["policy", "trace"],
+    &["lab"],
+    &["lab", "up"],
+    &["lab", "down"],
 ];
 
 fn help(args: &[&str]) -> String {
@@ -56,6 +63,13 @@ fn usage_errors_exit_64() {
         &["observe", "--no-such-flag"][..],
         &["observe", "--verdict", "NOPE"],
         &["bogus"],
+        &["policy"],
+        &["policy", "validate"],
+        &["policy", "get", "-o", "yaml"],
+        &["policy", "trace", "--src-ip", "10.0.0.1"],
+        &[
+            "policy", "trace", "--src-ip", "10.0.0.1", "--dst-ip", "10.0.0.2", "--dport", "x",
+        ],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(args)

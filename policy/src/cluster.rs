@@ -152,8 +152,8 @@ impl ClusterState {
     pub fn load_dir(dir: &Path) -> Result<Self, StateError> {
         let cluster_path = dir.join("cluster.yaml");
         let cluster = match std::fs::read_to_string(&cluster_path) {
-            Ok(text) => parse_yaml::<ClusterSpec>(&cluster_path, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClusterSpec::default(),
+            Ok(text) => Some((cluster_path, text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(StateError::Io {
                     path: cluster_path,
@@ -162,20 +162,38 @@ impl ClusterState {
             }
         };
         let mut endpoints = Vec::new();
-        let ep_dir = dir.join("endpoints");
-        for path in yaml_files(&ep_dir)? {
+        for path in yaml_files(&dir.join("endpoints"))? {
             let text = std::fs::read_to_string(&path).map_err(|source| StateError::Io {
                 path: path.clone(),
                 source,
             })?;
-            let ep: EndpointSpec = parse_yaml(&path, &text)?;
-            endpoints.push((path, ep));
+            endpoints.push((path, text));
+        }
+        Self::from_sources(cluster, endpoints)
+    }
+
+    /// A state directory given as texts read elsewhere (e.g. the files an agent reports):
+    /// `cluster` is the content of `cluster.yaml` (`None`: defaults apply), `endpoints` the
+    /// endpoint files in the order `load_dir` would read them. Each text is paired with the
+    /// path that errors name; the checks are those of [`ClusterState::load_dir`].
+    pub fn from_sources<P: AsRef<Path>, T: AsRef<str>>(
+        cluster: Option<(P, T)>,
+        endpoints: impl IntoIterator<Item = (P, T)>,
+    ) -> Result<Self, StateError> {
+        let cluster = match cluster {
+            Some((path, text)) => parse_yaml::<ClusterSpec>(path.as_ref(), text.as_ref())?,
+            None => ClusterSpec::default(),
+        };
+        let mut parsed = Vec::new();
+        for (path, text) in endpoints {
+            let ep: EndpointSpec = parse_yaml(path.as_ref(), text.as_ref())?;
+            parsed.push((path.as_ref().to_path_buf(), ep));
         }
         let state = ClusterState {
             cluster,
             endpoints: Vec::new(),
         };
-        state.with_endpoints(endpoints)
+        state.with_endpoints(parsed)
     }
 
     /// Validates endpoints (unique names, unique addresses, known nodes) and adds them.
@@ -336,6 +354,39 @@ mod tests {
                 .unwrap()
                 .name,
             "frontend-0"
+        );
+    }
+
+    #[test]
+    fn from_sources_reads_what_load_dir_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = "name: lab\nnodes:\n  - name: n1\n";
+        let ep = "name: a\nnode: n1\nips: [10.0.0.1]\ninterface: lxc1\n";
+        write(dir.path(), "cluster.yaml", cluster);
+        write(dir.path(), "endpoints/a.yaml", ep);
+        let loaded = ClusterState::load_dir(dir.path()).unwrap();
+        let given = ClusterState::from_sources(
+            Some(("s/cluster.yaml", cluster)),
+            [("s/endpoints/a.yaml", ep)],
+        )
+        .unwrap();
+        assert_eq!(given, loaded);
+        assert_eq!(
+            ClusterState::from_sources(None::<(&str, &str)>, []).unwrap(),
+            ClusterState::default()
+        );
+        let err = ClusterState::from_sources(
+            Some(("s/cluster.yaml", cluster)),
+            [(
+                "s/endpoints/b.yaml",
+                "name: b\nnode: n2\nips: [10.0.0.2]\ninterface: lxc2\n",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "s/endpoints/b.yaml: endpoint default/b is on node `n2`, which cluster.yaml does not list"
         );
     }
 

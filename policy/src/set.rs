@@ -35,20 +35,33 @@ impl PolicySet {
         loader.finish()
     }
 
+    /// Parses several texts as one set, each named (in diagnostics and `Policy::origin`) by
+    /// the name paired with it, e.g. files read elsewhere such as the ones an agent reports.
+    /// Any problem in any of them rejects the whole set, as for [`PolicySet::load_files`].
+    pub fn parse_sources<N: AsRef<str>, T: AsRef<str>>(
+        sources: impl IntoIterator<Item = (N, T)>,
+    ) -> Result<Self, PolicyError> {
+        let mut loader = Loader::default();
+        for (name, text) in sources {
+            loader.parse(name.as_ref(), text.as_ref());
+        }
+        loader.finish()
+    }
+
     /// Reads and parses these files; any problem in any of them rejects the whole set.
     pub fn load_files<P: AsRef<Path>>(
         paths: impl IntoIterator<Item = P>,
     ) -> Result<Self, PolicyError> {
-        let mut loader = Loader::default();
+        let mut sources = Vec::new();
         for path in paths {
             let path = path.as_ref();
             let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
-            loader.parse(&path.display().to_string(), &text);
+            sources.push((path.display().to_string(), text));
         }
-        loader.finish()
+        Self::parse_sources(sources)
     }
 
     /// Reads every `*.yaml` / `*.yml` file of a directory (not recursive), in name order.
@@ -387,4 +400,25 @@ fn is_dns_label(s: &str) -> bool {
 
 fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WEB: &str = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: web\nspec:\n  endpointSelector: {}\n";
+
+    #[test]
+    fn parse_sources_names_each_source() {
+        let set = PolicySet::parse_sources([("a.yaml", WEB)]).unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.policies()[0].origin.file, "a.yaml");
+        let err = PolicySet::parse_sources([("a.yaml", WEB), ("b.yaml", WEB)])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "b.yaml:4:3: document 1 (CiliumNetworkPolicy default/web), metadata.name: CiliumNetworkPolicy default/web is also defined in a.yaml (document 1): names are unique per kind and namespace"
+        );
+    }
 }
