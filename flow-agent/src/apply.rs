@@ -149,16 +149,14 @@ impl Applier {
                 Err(e) => tracing::warn!(error = %e, "conntrack garbage collection failed"),
             }
         }
-        let (policy_files, state_files) = match (
-            read_sources(&self.policy_dir),
-            read_sources(&self.state_dir),
-        ) {
-            (Ok(p), Ok(s)) => (p, s),
-            (Err(e), _) | (_, Err(e)) => {
-                self.reject(e);
-                return;
-            }
-        };
+        let (policy_files, state_files) =
+            match (yaml_files(&self.policy_dir), state_sources(&self.state_dir)) {
+                (Ok(p), Ok(s)) => (p, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    self.reject(e);
+                    return;
+                }
+            };
         let fingerprint = fingerprint(&policy_files, &state_files, &self.interface_indexes());
         if self.fingerprint == Some(fingerprint) {
             return;
@@ -194,8 +192,25 @@ impl Applier {
         policy_files: &[SourceFile],
         state_files: &[SourceFile],
     ) -> Result<(), String> {
-        let state = ClusterState::load_dir(&self.state_dir).map_err(|e| e.to_string())?;
-        let policies = PolicySet::load_dir(&self.policy_dir).map_err(|e| e.to_string())?;
+        // Parse exactly the files read (and fingerprinted, and reported by GetPolicy).
+        let cluster_yaml = self.state_dir.join("cluster.yaml");
+        let state = ClusterState::from_sources(
+            state_files
+                .iter()
+                .find(|f| f.path == cluster_yaml)
+                .map(|f| (&f.path, &f.content)),
+            state_files
+                .iter()
+                .filter(|f| f.path != cluster_yaml)
+                .map(|f| (&f.path, &f.content)),
+        )
+        .map_err(|e| e.to_string())?;
+        let policies = PolicySet::parse_sources(
+            policy_files
+                .iter()
+                .map(|f| (f.path.display().to_string(), &f.content)),
+        )
+        .map_err(|e| e.to_string())?;
         let compiled =
             weir_policy::compile(&state, &policies, &self.options).map_err(|e| e.to_string())?;
 
@@ -468,31 +483,45 @@ fn ifindex(name: &str) -> u32 {
     nix::net::if_::if_nametoindex(name).unwrap_or(0)
 }
 
-/// Every regular file under `dir` (recursively, sorted), with its content.
-fn read_sources(dir: &Path) -> Result<Vec<SourceFile>, String> {
+/// The `*.yaml`/`*.yml` files directly in `dir`, in name order, with their content (what
+/// `PolicySet::load_dir` and `ClusterState::load_dir` read). A missing directory has none.
+fn yaml_files(dir: &Path) -> Result<Vec<SourceFile>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
-            Err(e) => return Err(format!("{}: {e}", d.display())),
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file()
+            && matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
-            ) {
-                let content = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                out.push(SourceFile { path, content });
-            }
+            )
+        {
+            let content =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            out.push(SourceFile { path, content });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// `cluster.yaml` (when present) and `endpoints/*.yaml` of a state directory.
+fn state_sources(dir: &Path) -> Result<Vec<SourceFile>, String> {
+    let cluster = dir.join("cluster.yaml");
+    let mut out = Vec::new();
+    match std::fs::read_to_string(&cluster) {
+        Ok(content) => out.push(SourceFile {
+            path: cluster,
+            content,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", cluster.display())),
+    }
+    out.extend(yaml_files(&dir.join("endpoints"))?);
     Ok(out)
 }
 
