@@ -64,6 +64,12 @@ pub enum Verdict {
     Denied,
 }
 
+/// ICMPv6 types that are always allowed: multicast listener discovery (130-132, 143) and
+/// neighbour discovery (133-137).
+pub fn is_icmpv6_control(icmp_type: u16) -> bool {
+    (130..=137).contains(&icmp_type) || icmp_type == 143
+}
+
 /// Cilium's drop reasons for policy decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[repr(u8)]
@@ -360,7 +366,11 @@ impl<'a> Evaluator<'a> {
             }
         }
         let enforced = !selecting.is_empty();
-        let (verdict, reason, policies) = if !deny.is_empty() {
+        let (verdict, reason, policies) = if protocol == 58 && is_icmpv6_control(port) {
+            // Neighbour and multicast listener discovery: IPv6 cannot work without them; the
+            // datapath always lets them through (as Cilium does).
+            (Verdict::Allowed, DropReason::None, BTreeSet::new())
+        } else if !deny.is_empty() {
             (Verdict::Denied, DropReason::PolicyDeny, deny)
         } else if !allow.is_empty() {
             (Verdict::Allowed, DropReason::None, allow)

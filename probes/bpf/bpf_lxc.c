@@ -140,7 +140,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	ret = parse_packet(skb, &p);
 	if (ret == PARSE_NOT_IP)
 		return TC_ACT_OK;
-	if (p.ndp)
+	if (p.ipv6_control)
 		return TC_ACT_OK;
 
 	/* Connection tracking and aggregation run on jiffies: one tick of resolution is plenty,

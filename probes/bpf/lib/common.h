@@ -40,7 +40,7 @@ struct pkt {
 	__u8 icmp_code;
 	__u8 fragment;        /* 1: non-first fragment, 2: first fragment of several */
 	__u8 related;         /* ICMP error: `inner` holds the offending packet's tuple */
-	__u8 ndp;             /* ICMPv6 neighbour discovery: always allowed, never reported */
+	__u8 ipv6_control;    /* ICMPv6 NDP/MLD: always allowed, never reported */
 	__u8 reserved[2];
 	__u32 frag_id;
 	__u32 len;

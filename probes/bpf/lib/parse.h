@@ -34,8 +34,18 @@
 #define ICMPV6_PARAMPROB    4
 #define ICMPV6_ECHO_REQUEST 128
 #define ICMPV6_ECHO_REPLY   129
+#define ICMPV6_MLD_QUERY    130 /* multicast listener query, report, done (132) */
+#define ICMPV6_MLD_DONE     132
 #define ICMPV6_NDP_FIRST    133 /* router solicitation .. redirect (137) */
 #define ICMPV6_NDP_LAST     137
+#define ICMPV6_MLD2_REPORT  143
+
+/* Neighbour discovery and multicast listener discovery: link-local control traffic IPv6
+ * cannot work without; always allowed, never reported (as in Cilium). */
+static __always_inline int is_icmpv6_control(__u8 type)
+{
+	return (type >= ICMPV6_MLD_QUERY && type <= ICMPV6_NDP_LAST) || type == ICMPV6_MLD2_REPORT;
+}
 
 static __always_inline int is_icmp_echo(__u8 family, __u8 type)
 {
@@ -140,9 +150,8 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, struc
 		if (is_icmp_echo(p->family, p->icmp_type)) {
 			p->sport = ((__u16)l4[4] << 8) | l4[5];
 			p->dport = p->sport;
-		} else if (p->family == 6 && p->icmp_type >= ICMPV6_NDP_FIRST &&
-			   p->icmp_type <= ICMPV6_NDP_LAST) {
-			p->ndp = 1;
+		} else if (p->family == 6 && is_icmpv6_control(p->icmp_type)) {
+			p->ipv6_control = 1;
 		} else if (is_icmp_error(p->family, p->icmp_type)) {
 			return parse_inner(data, data_end, off + 8, p);
 		}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The weir demo: builds weir, creates a lab of network namespaces with weir-agent enforcing in
+# the kernel, applies CiliumNetworkPolicies, drives traffic and shows what `weir observe` saw.
+# Run as root on Debian/Ubuntu; it installs what is missing. WEIR_DEMO_KEEP=1 leaves the lab
+# running afterwards (remove it with `weir lab down --prefix weir-demo`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+weir_need_root "the demo"
+weir_deps
+weir_mount_bpffs
+
+PREFIX=weir-demo
+echo "==> Building weir and weir-agent (release)"
+cargo build --release --locked -p weir-cli -p weir-flow-agent
+export PATH="$PWD/target/release:$PATH"
+
+cleanup() {
+	if [ "${WEIR_DEMO_KEEP:-}" = "1" ]; then
+		echo
+		echo "The lab stays up (WEIR_DEMO_KEEP=1). Explore it with:"
+		echo "  export PATH=$PWD/target/release:\$PATH WEIR_SERVER=$WEIR_SERVER"
+		echo "  weir observe -f        # and: weir lab down --prefix $PREFIX"
+	else
+		weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+		echo
+		echo "Lab removed. Run with WEIR_DEMO_KEEP=1 to keep it for exploring."
+	fi
+}
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
+
+weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+step "Creating the lab: a node namespace with weir-agent, endpoints, and an outside world"
+weir lab up --prefix "$PREFIX"
+export WEIR_SERVER="unix:///run/weir-lab/$PREFIX/node1/hubble.sock"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+RUN=/run/weir-lab/$PREFIX
+ip_of() { sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/$1.yaml" | head -n 1; }
+USERS=$(ip_of default_users-0)
+CATALOG=$(ip_of default_catalog-0)
+
+step "Applying policies (frontend -> users:80 only; reco may only reach kube-dns; billing never reaches the world)"
+cp lab/demo/*.yaml "$RUN/policies/"
+for f in lab/demo/*.yaml; do sed -n 's/^# /   /p' "$f"; done
+for _ in $(seq 1 100); do
+	if weir policy get -o json 2>/dev/null | grep -q '"users-ingress"'; then break; fi
+	sleep 0.2
+done
+
+request() { # from-endpoint url
+	local code
+	code=$(ip netns exec "$PREFIX-default-$1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2" || true)
+	if [ "$code" = "000" ]; then code="no answer (dropped)"; fi
+	printf '   %-12s -> %-32s %s\n' "$1" "$2" "$code"
+}
+step "Driving traffic"
+request frontend-0 "http://$USERS/api/v1/users/1"
+request billing-0 "http://$USERS/api/v1/users/1"
+request frontend-0 "http://$CATALOG/products"
+request reco-0 "http://$CATALOG/products"
+request billing-0 "http://198.51.100.10/"
+request frontend-0 "http://198.51.100.10/"
+sleep 1
+
+step "Every flow the datapath reported"
+show weir observe --last 40
+step "Only the drops"
+show weir observe --verdict DROPPED
+step "Policy verdicts, with the policies that decided"
+show weir observe -t policy-verdict --print-policy-names --last 10
+step "Agent status"
+show weir status
+step "What is enforced"
+show weir policy get
+step "Why billing cannot reach users"
+show weir policy trace --src-endpoint billing-0 --dst-endpoint users-0 --dport 80/TCP
