@@ -1,0 +1,242 @@
+//! The `weir` binary against a real weir-agent on a lab: the demo's path, asserted.
+//! Privileged: runs under `CI=true` (and fails loudly without root, BPF or namespaces);
+//! elsewhere it skips when not root.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use weir_lab::{Lab, LabConfig};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+const POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: users-ingress
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: users
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+"#;
+
+/// weir-agent is built next to weir by `cargo test --workspace` (same target directory).
+fn agent_binary() -> PathBuf {
+    let path = PathBuf::from(WEIR).with_file_name("weir-agent");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (cargo test --workspace builds every binary)",
+        path.display()
+    );
+    path
+}
+
+fn weir(server: &str, args: &[&str]) -> Output {
+    let out = Command::new(WEIR)
+        .args(args)
+        .env("WEIR_SERVER", server)
+        .output()
+        .expect("run weir");
+    assert!(
+        out.status.success(),
+        "weir {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn weir_observe_shows_what_the_kernel_forwarded_and_dropped() {
+    if !weir_lab::privileged("weir_observe_shows_what_the_kernel_forwarded_and_dropped") {
+        return;
+    }
+    let lab = Lab::up(LabConfig::with_prefix(format!(
+        "wc{}",
+        std::process::id() % 10_000
+    )))
+    .unwrap();
+    std::fs::write(lab.policy_dir().join("users.yaml"), POLICY).unwrap();
+    let mut agent = lab
+        .spawn_agent(
+            "node1",
+            agent_binary(),
+            &["--listen-address", "none", "--poll-interval", "200ms"],
+        )
+        .unwrap();
+    agent.wait_ready().unwrap();
+    let server = format!("unix://{}", agent.socket_path().display());
+
+    // Wait until the policy is enforced.
+    let start = Instant::now();
+    while !stdout(&weir(&server, &["policy", "get"])).contains("users-ingress") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "policy never applied"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let users = lab.endpoint("users-0").unwrap().ipv4;
+    let url = format!("http://{users}/api/v1/users/1");
+    assert_eq!(
+        lab.http_request("frontend-0", "GET", &url, Duration::from_secs(5))
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(
+        lab.http_request("billing-0", "GET", &url, Duration::from_secs(2))
+            .is_err()
+    );
+
+    // The drop, in Hubble's compact format; only drops with --verdict DROPPED.
+    let start = Instant::now();
+    let drops = loop {
+        let out = stdout(&weir(
+            &server,
+            &["observe", "--verdict", "DROPPED", "--last", "100"],
+        ));
+        if out.contains("default/billing-0") {
+            break out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no drop observed:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lines: Vec<&str> = drops.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("DROPPED") || l.contains("DENIED")),
+        "{drops}"
+    );
+    let drop = lines
+        .iter()
+        .find(|l| l.contains("Policy denied DROPPED"))
+        .unwrap_or_else(|| panic!("no drop line in:\n{drops}"));
+    // "Nov 23 17:30:01.123: default/billing-0:41234 (ID:12345) -> default/users-0:80 (ID:23456) Policy denied DROPPED (TCP Flags: SYN)"
+    let (time, rest) = drop.split_once(": ").unwrap();
+    assert_eq!(time.len(), "Nov 23 17:30:01.123".len(), "{drop}");
+    let fields: Vec<&str> = rest.split(' ').collect();
+    assert!(fields[0].starts_with("default/billing-0:"), "{drop}");
+    assert!(
+        fields[1].starts_with("(ID:") && fields[1].ends_with(')'),
+        "{drop}"
+    );
+    assert_eq!(fields[2], "->", "{drop}");
+    assert_eq!(fields[3], "default/users-0:80", "{drop}");
+    assert!(
+        rest.ends_with("Policy denied DROPPED (TCP Flags: SYN)"),
+        "{drop}"
+    );
+
+    // The allowed connection: forwarded to the endpoint, with the reply.
+    let all = stdout(&weir(
+        &server,
+        &[
+            "observe",
+            "--from-pod",
+            "default/frontend-0",
+            "--last",
+            "100",
+        ],
+    ));
+    assert!(
+        all.lines().any(|l| l.contains("-> default/users-0:80")
+            && l.contains("to-endpoint FORWARDED (TCP Flags: SYN)")),
+        "{all}"
+    );
+    let replies = stdout(&weir(
+        &server,
+        &["observe", "--to-pod", "default/frontend-0", "--last", "100"],
+    ));
+    assert!(
+        replies
+            .lines()
+            .any(|l| l.contains("<- default/users-0:80") && l.contains("(TCP Flags: SYN, ACK)")),
+        "{replies}"
+    );
+    // Policy names.
+    let verdicts = stdout(&weir(
+        &server,
+        &[
+            "observe",
+            "-t",
+            "policy-verdict",
+            "--print-policy-names",
+            "--to-pod",
+            "default/users-0",
+        ],
+    ));
+    assert!(
+        verdicts.contains(
+            "policy-verdict:L3-L4 INGRESS ALLOWED BY users-ingress (CiliumNetworkPolicy)"
+        ),
+        "{verdicts}"
+    );
+    assert!(
+        verdicts
+            .contains("policy-verdict:none INGRESS DENIED BY users-ingress (CiliumNetworkPolicy)"),
+        "{verdicts}"
+    );
+
+    // JSON is protojson with Hubble's names.
+    let json = stdout(&weir(
+        &server,
+        &[
+            "observe",
+            "--verdict",
+            "DROPPED",
+            "-o",
+            "json",
+            "--last",
+            "1",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(v["flow"]["verdict"], "DROPPED", "{json}");
+    assert!(v["flow"]["IP"]["source"].is_string(), "{json}");
+    assert!(
+        v["node_name"].as_str().unwrap().ends_with("-node1"),
+        "{json}"
+    );
+
+    let status = stdout(&weir(&server, &["status"]));
+    assert!(
+        status.starts_with(&format!("Healthcheck (via {server}): Ok")),
+        "{status}"
+    );
+    assert!(status.contains("Current/Max Flows:"), "{status}");
+
+    let trace = stdout(&weir(
+        &server,
+        &[
+            "policy",
+            "trace",
+            "--src-endpoint",
+            "billing-0",
+            "--dst-endpoint",
+            "users-0",
+            "--dport",
+            "80/TCP",
+        ],
+    ));
+    assert!(trace.contains("Final verdict: DENIED"), "{trace}");
+    assert!(trace.contains("POLICY_DENIED"), "{trace}");
+}
