@@ -29,6 +29,14 @@ pub struct MonitorStats {
     pub events: AtomicU64,
 }
 
+impl MonitorStats {
+    /// Events that never became flows: lost in the kernel (ring buffer full) or undecodable.
+    /// Reported as ServerStatus `num_lost_events`.
+    pub fn lost_events(&self) -> u64 {
+        self.kernel_lost.load(Ordering::Relaxed) + self.decode_errors.load(Ordering::Relaxed)
+    }
+}
+
 /// Converts the datapath's boot-time stamps to wall-clock time.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {

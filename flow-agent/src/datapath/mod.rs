@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! v<ABI>/maps/<map>               every weir_* map (the layout version is in the path)
+//! v<ABI>/progs/<program>          from_container and to_container of the running agent
 //! links/<ifindex>-ingress         TCX link of from_container on the endpoint's host-side veth
 //! links/<ifindex>-egress          TCX link of to_container
 //! ```
@@ -144,6 +145,13 @@ pub enum DatapathError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot pin program {program} at {path}: {source}")]
+    PinProgram {
+        program: &'static str,
+        path: PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
     #[error("interface {ifname}: cannot pin the link of {program} at {path}: {source}")]
     PinLink {
         ifname: String,
@@ -235,7 +243,8 @@ impl Datapath {
             Some(root) => {
                 ensure_bpffs(root)?;
                 let dir = root.join(format!("v{}", abi::ABI_VERSION)).join("maps");
-                for sub in [dir.clone(), root.join("links")] {
+                let progs = root.join(format!("v{}", abi::ABI_VERSION)).join("progs");
+                for sub in [dir.clone(), progs, root.join("links")] {
                     std::fs::create_dir_all(&sub)
                         .map_err(|source| DatapathError::PinDir { path: sub, source })?;
                 }
@@ -252,12 +261,25 @@ impl Datapath {
             .load(weir_probes::BPF_LXC)
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
         for hook in Hook::BOTH {
-            program_mut(&mut ebpf, hook.program())?
-                .load()
-                .map_err(|e| DatapathError::Program {
-                    name: hook.program(),
-                    source: Box::new(e),
-                })?;
+            let prog = program_mut(&mut ebpf, hook.program())?;
+            prog.load().map_err(|e| DatapathError::Program {
+                name: hook.program(),
+                source: Box::new(e),
+            })?;
+            if let Some(root) = &opts.pin_dir {
+                // Replace the previous agent's pin: its program lives on while links use it.
+                let path = root
+                    .join(format!("v{}", abi::ABI_VERSION))
+                    .join("progs")
+                    .join(hook.program());
+                let _ = std::fs::remove_file(&path);
+                prog.pin(&path)
+                    .map_err(|source| DatapathError::PinProgram {
+                        program: hook.program(),
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
         }
         Ok(Datapath {
             ebpf,

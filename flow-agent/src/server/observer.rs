@@ -352,7 +352,7 @@ impl Observer for ObserverService {
                 unavailable_nodes: Vec::new(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 flows_rate: self.store.flows_rate(),
-                num_lost_events: self.stats.kernel_lost.load(Ordering::Relaxed),
+                num_lost_events: self.stats.lost_events(),
             },
         )))
     }
