@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Every map of the endpoint datapath. Sizes here are defaults: the loader may override
- * max_entries, and pins each map under /sys/fs/bpf/weir/<node>/ (docs/maps.md). */
+ * max_entries, and pins each map under <bpffs-dir>/v<ABI version>/maps/ (docs/maps.md). */
 #ifndef WEIR_MAPS_H
 #define WEIR_MAPS_H
 
