@@ -116,6 +116,13 @@ pub enum DatapathError {
     },
     #[error("cannot mount bpffs on /sys/fs/bpf: {0}")]
     MountBpffs(#[source] nix::Error),
+    #[error(
+        "/sys/fs/bpf in this mount namespace is not the host's bpffs: pins made here would \
+         vanish with the agent and the datapath would stop enforcing when it stops. \
+         Mount bpffs on the host's /sys/fs/bpf and enter only the network namespace (for example \
+         `nsenter --net=/run/netns/NAME weir-agent ...`, not `ip netns exec`, which remounts /sys)"
+    )]
+    PrivateBpffs,
     #[error("cannot load the datapath object: {0}")]
     Load(#[source] Box<aya::EbpfError>),
     #[error("program {name}: {source}")]
@@ -470,6 +477,37 @@ fn program_mut<'a>(
 }
 
 /// Mounts bpffs on /sys/fs/bpf when the pin directory lives there and nothing is mounted yet.
+/// Whether pins under `base` would live in a mount namespace of the agent's own, one that dies
+/// with it: the agent's mount namespace differs from the host's (PID 1's, or where that cannot be
+/// read, the parent process's) and `base` is unmounted here or is another bpffs instance than the
+/// one the host sees. In a container with the host's /sys/fs/bpf mounted this is never true.
+fn private_bpffs(base: &Path, mounted: bool) -> bool {
+    let Ok(own) = std::fs::read_link("/proc/self/ns/mnt") else {
+        return false;
+    };
+    let parent = format!("/proc/{}", std::os::unix::process::parent_id());
+    let reference = ["/proc/1", parent.as_str()]
+        .into_iter()
+        .find_map(|p| Some((p, std::fs::read_link(format!("{p}/ns/mnt")).ok()?)));
+    let Some((proc_dir, theirs)) = reference else {
+        return false;
+    };
+    if own == theirs {
+        return false;
+    }
+    if !mounted {
+        return true;
+    }
+    let their_base = Path::new(proc_dir)
+        .join("root")
+        .join(base.strip_prefix("/").unwrap_or(base));
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(base), std::fs::metadata(&their_base)) {
+        (Ok(ours), Ok(theirs)) => ours.dev() != theirs.dev(),
+        _ => false,
+    }
+}
+
 fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
     let base = Path::new("/sys/fs/bpf");
     if !pin_dir.starts_with(base) {
@@ -478,6 +516,12 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
     let mounted = nix::sys::statfs::statfs(base)
         .map(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
         .unwrap_or(false);
+    // A bpffs mounted in a private mount namespace dies with the agent, and with it the pinned
+    // links: the datapath would stop enforcing when the agent stops. `ip netns exec` creates
+    // exactly that situation (it remounts /sys and mounts a fresh bpffs of its own).
+    if private_bpffs(base, mounted) {
+        return Err(DatapathError::PrivateBpffs);
+    }
     if !mounted {
         tracing::info!("mounting bpffs on /sys/fs/bpf");
         nix::mount::mount(
