@@ -196,9 +196,15 @@ impl AgentConfig {
         })
     }
 
-    /// The `--help` text (snapshot-tested).
+    /// The `--help` text (snapshot-tested): exactly what `weir-agent --help` prints. clap
+    /// chooses the long layout for `--help` only when some flag has a long help, so the text is
+    /// taken from the `--help` path itself rather than from `render_long_help`.
     pub fn help() -> String {
-        AgentConfig::command().render_long_help().to_string()
+        AgentConfig::command()
+            .try_get_matches_from(["weir-agent", "--help"])
+            .err()
+            .map(|e| e.render().to_string())
+            .unwrap_or_default()
     }
 }
 

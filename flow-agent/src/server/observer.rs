@@ -142,8 +142,11 @@ impl ObserverService {
         let (oldest, head) = self.store.bounds();
         let send = |r| tx.send(Ok(r));
 
-        // History.
-        if q.first {
+        // History. As in Hubble, `since` takes precedence over `number`: with `first` or `since`
+        // flows are read forward from the oldest in the window and `number` limits how many (not
+        // for a follower). Otherwise `number` counts back from the newest; a request without
+        // number, since or follow gets every stored flow.
+        if q.first || q.since.is_some() {
             let mut cursor = oldest;
             let mut sent = 0u64;
             'first: while cursor < head {
@@ -164,13 +167,13 @@ impl ObserverService {
                             return;
                         }
                         sent += 1;
-                        if q.number > 0 && sent >= q.number {
+                        if q.number > 0 && !q.follow && sent >= q.number {
                             break 'first;
                         }
                     }
                 }
             }
-        } else if q.number > 0 || q.since.is_some() || q.until.is_some() {
+        } else if q.number > 0 || !q.follow {
             let limit = if q.number > 0 { q.number } else { u64::MAX };
             let mut picked = Vec::new();
             let mut cursor = head;
@@ -179,9 +182,6 @@ impl ObserverService {
                 let Some(last) = chunk.last() else { break };
                 cursor = last.seq;
                 for f in &chunk {
-                    if q.since.is_some_and(|s| f.time_unix_ns < s) {
-                        break 'last;
-                    }
                     if !q.in_time(f) {
                         continue;
                     }
