@@ -14,6 +14,7 @@ pub mod compile;
 pub mod compiled;
 pub mod error;
 pub mod eval;
+pub mod http;
 pub mod identity;
 pub mod ipcache;
 pub mod labels;

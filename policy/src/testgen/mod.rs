@@ -13,6 +13,7 @@
 
 mod check;
 mod generate;
+mod http;
 mod lookup;
 mod rng;
 
@@ -20,6 +21,7 @@ mod rng;
 mod tests;
 
 pub use check::{Mismatch, check_case};
+pub use http::{encode_request, random_http_case};
 pub use lookup::{LookupResult, lookup, lookup_direction};
 pub use rng::Rng;
 
