@@ -32,6 +32,7 @@ use crate::compiled::{
     PolicyEntry, PolicyRef, RuleSetId, reserved,
 };
 use crate::eval::Options;
+use crate::http::{HttpRuleEntry, HttpRuleSet, HttpTables, TableError, build_tables};
 use crate::identity::IdentityTable;
 use crate::ipcache::{IpCache, policy_prefixes};
 use crate::labels::{LabelSet, endpoint_labels};
@@ -45,6 +46,9 @@ pub enum CompileError {
     NoLocalNode,
     #[error("node `{0}` is not listed in cluster.yaml")]
     UnknownNode(String),
+    /// A merged set of HTTP rules does not fit the datapath's tables.
+    #[error("HTTP rules do not fit the datapath: {0}")]
+    Http(#[from] TableError),
 }
 
 /// A key prefix: `protocol (8 bits) ++ port (16 bits)`; protocol 0 is the empty prefix.
@@ -112,6 +116,10 @@ struct CRule {
     wildcard: bool,
     identities: BTreeSet<Identity>,
     prefixes: Vec<KeyPrefix>,
+    /// The prefixes where the rule allows only the requests of these HTTP rules (every
+    /// `toPorts` entry that produced the prefix has HTTP rules); at its other prefixes the rule
+    /// allows at L4.
+    http: BTreeMap<KeyPrefix, Vec<HttpRuleEntry>>,
 }
 
 type Refs = BTreeSet<PolicyRef>;
@@ -120,11 +128,14 @@ type Refs = BTreeSet<PolicyRef>;
 struct Verdict {
     deny: bool,
     refs: Refs,
+    /// An allow restricted to these HTTP rules.
+    http: Option<HttpRuleSet>,
 }
 
 struct Pending {
     entry: PolicyEntry,
     refs: Refs,
+    http: Option<HttpRuleSet>,
 }
 
 /// Compiles the policy of every endpoint on `options.local_node`.
@@ -184,6 +195,21 @@ pub fn compile(
         }
     };
 
+    // HTTP rule sets: ids 1.. in set order, one per distinct merged set, with their tables.
+    let distinct: BTreeSet<&HttpRuleSet> = pending
+        .iter()
+        .flat_map(|(_, _, entries, _)| entries.iter().filter_map(|p| p.http.as_ref()))
+        .collect();
+    let mut http_rule_sets: BTreeMap<u32, HttpRuleSet> = BTreeMap::new();
+    let mut http_tables: BTreeMap<u32, HttpTables> = BTreeMap::new();
+    let mut http_ids: BTreeMap<&HttpRuleSet, u32> = BTreeMap::new();
+    for (i, set) in distinct.into_iter().enumerate() {
+        let id = i as u32 + 1;
+        http_tables.insert(id, build_tables(set)?);
+        http_rule_sets.insert(id, set.clone());
+        http_ids.insert(set, id);
+    }
+
     let mut endpoints: Vec<EndpointPolicy> = locals
         .iter()
         .map(|ep| EndpointPolicy {
@@ -197,18 +223,20 @@ pub fn compile(
             egress: DirectionPolicy::default(),
         })
         .collect();
-    for (i, dir, entries, selecting) in pending {
+    for (i, dir, entries, selecting) in &pending {
+        let (i, dir) = (*i, *dir);
         let mut list: Vec<PolicyEntry> = entries
-            .into_iter()
+            .iter()
             .map(|p| PolicyEntry {
                 rule_set: id_of(&p.refs),
-                ..p.entry
+                l7_rules: p.http.as_ref().map_or(0, |h| http_ids[h]),
+                ..p.entry.clone()
             })
             .collect();
         list.sort();
         let dp = DirectionPolicy {
             enforced: !selecting.is_empty(),
-            selecting: id_of(&selecting),
+            selecting: id_of(selecting),
             entries: list,
         };
         match dir {
@@ -261,6 +289,8 @@ pub fn compile(
         identities,
         rule_sets,
         notices,
+        http_rule_sets,
+        http_tables,
     })
 }
 
@@ -374,6 +404,26 @@ fn compile_direction(
                 if prefixes.is_empty() {
                     continue;
                 }
+                let mut plain: BTreeSet<KeyPrefix> = BTreeSet::new();
+                let mut http: BTreeMap<KeyPrefix, Vec<HttpRuleEntry>> = BTreeMap::new();
+                for pr in &rule.port_rules {
+                    let these = key_prefixes(&Ports::List(pr.ports.clone()), dir, state, ep);
+                    match &pr.http {
+                        None => plain.extend(these),
+                        Some(rules) => {
+                            for p in these {
+                                http.entry(p).or_default().extend(rules.iter().map(|r| {
+                                    HttpRuleEntry {
+                                        policy: policy.reference(),
+                                        location: r.location.clone(),
+                                        rule: r.rule.clone(),
+                                    }
+                                }));
+                            }
+                        }
+                    }
+                }
+                http.retain(|p, _| !plain.contains(p));
                 let wildcard = is_wildcard(&rule.peers);
                 let identities: BTreeSet<Identity> = if wildcard {
                     BTreeSet::new()
@@ -393,6 +443,7 @@ fn compile_direction(
                     wildcard,
                     identities,
                     prefixes: prefixes.into_iter().collect(),
+                    http,
                 });
             }
         }
@@ -455,24 +506,39 @@ fn emit(
     for p in sorted {
         let mut deny = Refs::new();
         let mut allow = Refs::new();
+        // Allowed at L4 by some rule (or by `allow_localhost`), else the union of the HTTP rules.
+        let mut plain = host_default;
+        let mut http: Vec<HttpRuleEntry> = Vec::new();
         for r in rules {
-            if r.prefixes.iter().any(|rp| rp.contains(p)) {
-                if r.deny {
-                    deny.insert(r.policy.clone());
-                } else {
-                    allow.insert(r.policy.clone());
+            let containing: Vec<&KeyPrefix> =
+                r.prefixes.iter().filter(|rp| rp.contains(p)).collect();
+            if containing.is_empty() {
+                continue;
+            }
+            if r.deny {
+                deny.insert(r.policy.clone());
+                continue;
+            }
+            allow.insert(r.policy.clone());
+            if containing.iter().all(|rp| r.http.contains_key(rp)) {
+                for rp in containing {
+                    http.extend(r.http[rp].iter().cloned());
                 }
+            } else {
+                plain = true;
             }
         }
         let verdict = if !deny.is_empty() {
             Verdict {
                 deny: true,
                 refs: deny,
+                http: None,
             }
         } else if !allow.is_empty() || host_default {
             Verdict {
                 deny: false,
                 refs: allow,
+                http: (!plain && !http.is_empty()).then(|| HttpRuleSet::merged(http)),
             }
         } else {
             continue;
@@ -509,6 +575,7 @@ fn emit(
                 rule_set: 0,
             },
             refs: v.refs,
+            http: v.http,
         });
     }
 }

@@ -13,15 +13,25 @@
 //! 2. If there is no `a`: `b` = the same lookup among entries with `identity == 0` (any).
 //! 3. The entry found decides: `deny` → dropped (reason POLICY_DENY 181); otherwise allowed.
 //!    No entry: dropped with POLICY_DENIED (133) when the direction is `enforced`, else allowed.
+//! 4. An allowed entry with `l7_rules != 0` allows the connection only for HTTP/1.x requests
+//!    that one of the rules in `http_rule_sets[l7_rules]` matches (`http_tables[l7_rules]` are
+//!    its DFAs and masks, `crate::http`). Such entries are only ever TCP entries for an exact
+//!    port. `l7_rules` is 0 when any allow rule that applies to the key has no HTTP rules (a
+//!    plain L4 allow, an L3-only rule, Kafka/DNS rules that are not enforced yet) or when
+//!    `allow_localhost` allows the `host` identity: allow rules are unioned, so one rule
+//!    without L7 rules lifts the restriction (as in Cilium).
 //!
-//! The compiler guarantees that this simple lookup gives exactly the verdict and the deciding
-//! policies (`rule_set`) that the reference evaluator computes from the rules.
+//! The compiler guarantees that this simple lookup gives exactly the verdict, the deciding
+//! policies (`rule_set`) and the HTTP rules that the reference evaluator computes from the
+//! rules.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::http::{HttpRuleSet, HttpTables, TableError, build_tables};
 
 /// A numeric security identity.
 pub type Identity = u32;
@@ -100,7 +110,9 @@ pub struct PolicyEntry {
     pub deny: bool,
     /// Evaluate, report AUDIT, forward (policy audit mode; set by a later issue).
     pub audit: bool,
-    /// Reference to L7 rules for this entry (0 = none; set by the L7 issues).
+    /// The HTTP rules this allow is restricted to: a key of `CompiledPolicy::http_rule_sets`
+    /// and `http_tables`; 0 = none (the connection is allowed at L4 with no L7 restriction,
+    /// and always 0 on deny entries). See the module documentation.
     pub l7_rules: u32,
     pub match_type: MatchType,
     /// The policies that produced this entry's decision.
@@ -158,4 +170,24 @@ pub struct CompiledPolicy {
     /// The policies behind every rule set referenced above.
     pub rule_sets: BTreeMap<RuleSetId, Vec<PolicyRef>>,
     pub notices: Vec<Notice>,
+    /// The HTTP rule sets referenced by `PolicyEntry::l7_rules` (ids 1.., one per distinct
+    /// merged set, in set order).
+    #[serde(default)]
+    pub http_rule_sets: BTreeMap<u32, HttpRuleSet>,
+    /// The datapath tables of every HTTP rule set, under the same ids (not serialised:
+    /// `rebuild_http_tables` recomputes them).
+    #[serde(default, skip)]
+    pub http_tables: BTreeMap<u32, HttpTables>,
+}
+
+impl CompiledPolicy {
+    /// Recomputes `http_tables` from `http_rule_sets` (e.g. after deserialising).
+    pub fn rebuild_http_tables(&mut self) -> Result<(), TableError> {
+        self.http_tables = self
+            .http_rule_sets
+            .iter()
+            .map(|(id, set)| Ok((*id, build_tables(set)?)))
+            .collect::<Result<_, TableError>>()?;
+        Ok(())
+    }
 }

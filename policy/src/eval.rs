@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterState, EndpointSpec, NamedPort};
 use crate::compiled::{Direction, Identity, PolicyRef, reserved};
+use crate::http::{HttpRequest, HttpRuleEntry, HttpRuleSet};
 use crate::identity::{IdentityTable, cidr_labels};
 use crate::ipcache::{IpCache, PolicyPrefixes, policy_prefixes};
 use crate::labels::{Label, LabelParseError, LabelSet, endpoint_labels, pod_labels, source};
-use crate::matching::{peers_match, ports_match, resolve_named};
+use crate::matching::{peers_match, port_matches, ports_match, resolve_named};
 use crate::model::Protocol;
 use crate::set::PolicySet;
 
@@ -112,6 +113,21 @@ pub struct Decision {
     /// rule (empty when allowed by default or by `allow_localhost`). Default deny: the
     /// policies that put the endpoint into default deny in this direction.
     pub policies: Vec<PolicyRef>,
+}
+
+/// The decision for one HTTP request on a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpDecision {
+    /// The request passes (its connection is allowed and, where HTTP rules apply, one matches).
+    pub allowed: bool,
+    /// The HTTP rule that allowed the request at the deciding enforcement point: its policy
+    /// and location (`spec.ingress[0].toPorts[0].rules.http[1]`). `None` when no HTTP rules
+    /// apply there or the request is denied.
+    pub rule: Option<(PolicyRef, String)>,
+    /// The connection's decision at the deciding enforcement point.
+    pub l4: Decision,
+    /// The HTTP rules the connection is restricted to there (`None`: no L7 restriction).
+    pub http_rules: Option<HttpRuleSet>,
 }
 
 /// One side of a traced connection.
@@ -330,6 +346,22 @@ impl<'a> Evaluator<'a> {
         protocol: u8,
         port: u16,
     ) -> Decision {
+        self.decide_subject_l7(subject, direction, remote, remote_labels, protocol, port)
+            .0
+    }
+
+    /// The decision and, for an allow restricted to HTTP rules, those rules: allow rules are
+    /// unioned, so any matching allow rule without HTTP rules at this port (or
+    /// `allow_localhost` for the host) lifts the restriction.
+    fn decide_subject_l7(
+        &self,
+        subject: &Subject,
+        direction: Direction,
+        remote: Identity,
+        remote_labels: &LabelSet,
+        protocol: u8,
+        port: u16,
+    ) -> (Decision, Option<HttpRuleSet>) {
         let cluster = &self.state.cluster.name;
         let named = |name: &str, proto: Protocol| match direction {
             Direction::Ingress => resolve_named(name, proto, [&subject.named_ports]),
@@ -342,6 +374,8 @@ impl<'a> Evaluator<'a> {
         let mut deny = BTreeSet::new();
         let mut allow = BTreeSet::new();
         let mut selecting = BTreeSet::new();
+        let mut plain = false;
+        let mut http: Vec<HttpRuleEntry> = Vec::new();
         for policy in self.set.policies() {
             for spec in &policy.specs {
                 let Some(subj) = &spec.subject else { continue };
@@ -360,6 +394,26 @@ impl<'a> Evaluator<'a> {
                             deny.insert(policy.reference());
                         } else {
                             allow.insert(policy.reference());
+                            let naming: Vec<_> = rule
+                                .port_rules
+                                .iter()
+                                .filter(|pr| {
+                                    pr.ports
+                                        .iter()
+                                        .any(|s| port_matches(s, protocol, port, &named))
+                                })
+                                .collect();
+                            if naming.is_empty() || naming.iter().any(|pr| pr.http.is_none()) {
+                                plain = true;
+                            } else {
+                                for r in naming.iter().flat_map(|pr| pr.http.iter().flatten()) {
+                                    http.push(HttpRuleEntry {
+                                        policy: policy.reference(),
+                                        location: r.location.clone(),
+                                        rule: r.rule.clone(),
+                                    });
+                                }
+                            }
                         }
                     }
                 }
@@ -384,7 +438,16 @@ impl<'a> Evaluator<'a> {
         } else {
             (Verdict::Allowed, DropReason::None, BTreeSet::new())
         };
-        Decision {
+        let localhost = direction == Direction::Ingress
+            && remote == reserved::HOST
+            && self.options.allow_localhost;
+        let restricted = verdict == Verdict::Allowed
+            && reason == DropReason::None
+            && !policies.is_empty()
+            && !plain
+            && !localhost
+            && !http.is_empty();
+        let decision = Decision {
             endpoint: subject.name.clone(),
             direction,
             remote_identity: remote,
@@ -392,7 +455,102 @@ impl<'a> Evaluator<'a> {
             verdict,
             reason,
             policies: policies.into_iter().collect(),
+        };
+        (decision, restricted.then(|| HttpRuleSet::merged(http)))
+    }
+
+    /// The HTTP rules a connection at endpoint `ep` is restricted to (`None`: denied, or allowed
+    /// with no L7 restriction).
+    pub fn http_rules(
+        &self,
+        ep: &EndpointSpec,
+        direction: Direction,
+        remote: Identity,
+        protocol: u8,
+        port: u16,
+    ) -> Option<HttpRuleSet> {
+        let remote_labels = self.labels_of(remote);
+        self.decide_subject_l7(
+            &self.subject(ep),
+            direction,
+            remote,
+            &remote_labels,
+            protocol,
+            port,
+        )
+        .1
+    }
+
+    /// The decision for an HTTP request on a connection at endpoint `ep` in `direction`: the
+    /// connection's decision first, then the HTTP rules it is restricted to, if any.
+    pub fn decide_http_at(
+        &self,
+        ep: &EndpointSpec,
+        direction: Direction,
+        remote: Identity,
+        protocol: u8,
+        port: u16,
+        request: &HttpRequest,
+    ) -> HttpDecision {
+        let remote_labels = self.labels_of(remote);
+        let (l4, rules) = self.decide_subject_l7(
+            &self.subject(ep),
+            direction,
+            remote,
+            &remote_labels,
+            protocol,
+            port,
+        );
+        http_decision(l4, rules, request)
+    }
+
+    /// The decision for an HTTP request sent on the connection of `packet` (its first packet):
+    /// each enforcement point decides as in `evaluate`, then applies its HTTP rules. The
+    /// request is allowed when every point allows it. The deciding point is the first that
+    /// denies (egress before ingress), else the last one with HTTP rules, else the last one.
+    /// When the packet passes no enforcement point, the request is allowed and `l4` is an
+    /// unenforced decision (empty endpoint, ingress, the source's identity).
+    pub fn decide_http(&self, packet: &Packet, request: &HttpRequest) -> HttpDecision {
+        let trace = self.evaluate(packet);
+        let mut points = Vec::new();
+        for d in [trace.egress, trace.ingress].into_iter().flatten() {
+            let Some(ep) = self
+                .state
+                .endpoints
+                .iter()
+                .find(|e| e.to_string() == d.endpoint)
+            else {
+                continue;
+            };
+            points.push(self.decide_http_at(
+                ep,
+                d.direction,
+                d.remote_identity,
+                packet.protocol,
+                packet.dst_port,
+                request,
+            ));
         }
+        if let Some(denied) = points.iter().find(|p| !p.allowed) {
+            return denied.clone();
+        }
+        if let Some(restricted) = points.iter().rev().find(|p| p.http_rules.is_some()) {
+            return restricted.clone();
+        }
+        points.pop().unwrap_or_else(|| HttpDecision {
+            allowed: true,
+            rule: None,
+            l4: Decision {
+                endpoint: String::new(),
+                direction: Direction::Ingress,
+                remote_identity: trace.src.identity,
+                enforced: false,
+                verdict: Verdict::Allowed,
+                reason: DropReason::None,
+                policies: Vec::new(),
+            },
+            http_rules: None,
+        })
     }
 
     fn party_for_ip(&self, ip: IpAddr, vantage: Option<&str>) -> Party {
@@ -632,6 +790,26 @@ impl<'a> Evaluator<'a> {
                 ))
             }
         }
+    }
+}
+
+fn http_decision(l4: Decision, rules: Option<HttpRuleSet>, request: &HttpRequest) -> HttpDecision {
+    let (allowed, rule) = match (&rules, l4.verdict) {
+        (_, Verdict::Denied) => (false, None),
+        (None, Verdict::Allowed) => (true, None),
+        (Some(set), Verdict::Allowed) => match set.matching_rule(request) {
+            Some(i) => {
+                let r = &set.rules[i];
+                (true, Some((r.policy.clone(), r.location.clone())))
+            }
+            None => (false, None),
+        },
+    };
+    HttpDecision {
+        allowed,
+        rule,
+        l4,
+        http_rules: rules,
     }
 }
 

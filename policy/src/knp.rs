@@ -80,6 +80,7 @@ pub(crate) fn network_policy_spec(spec: Option<&NetworkPolicySpec>, ctx: &mut Ct
                 deny: false,
                 peers,
                 ports,
+                port_rules: Vec::new(),
             });
         }
     }
@@ -93,6 +94,7 @@ pub(crate) fn network_policy_spec(spec: Option<&NetworkPolicySpec>, ctx: &mut Ct
                 deny: false,
                 peers,
                 ports,
+                port_rules: Vec::new(),
             });
         }
     }

@@ -1,8 +1,10 @@
 //! Validation of L7 rules (HTTP, Kafka, DNS, generic `l7proto`) and DNS name selectors.
-//! They are parsed and checked now and enforced by later work; until then the compiler allows
-//! their ports at L4 and reports a notice.
+//! HTTP rules are translated into `http::HttpMatch`es, which the datapath enforces; the others
+//! are parsed and checked, and until they are enforced the compiler allows their ports at L4
+//! and reports a notice.
 
-use crate::model::{PortMatch, PortSpec, Protocol};
+use crate::http::{self, HeaderMatch, HttpMatch};
+use crate::model::{HttpRule as ModelHttpRule, PortMatch, PortSpec, Protocol};
 use crate::schema::{FqdnSelector, HttpRule, KafkaRule, L7Rules};
 use crate::translate::Ctx;
 
@@ -12,6 +14,8 @@ pub(crate) struct L7Kind {
     pub name: String,
     /// The field under `rules`: `http`, `kafka`, `dns`, `l7proto`.
     pub field: &'static str,
+    /// The HTTP rules, translated (empty for the other kinds).
+    pub http: Vec<ModelHttpRule>,
 }
 
 /// Validates a `rules` block for the given ports; `None` when it holds no rules.
@@ -69,15 +73,32 @@ pub(crate) fn validate(
                 ),
             );
         }
+        if kind == "http"
+            && let PortMatch::Range(first, last) = spec.port
+            && first != last
+        {
+            ctx.error(
+                &field,
+                format!(
+                    "HTTP rules need an exact port, not the range {spec}: list the ports one by \
+                     one (or drop `endPort`)"
+                ),
+            );
+        }
     }
     match kind {
         "http" => {
+            let mut http = Vec::new();
             for (i, r) in rules.http.iter().flatten().enumerate() {
-                http_rule(r, &format!("{path}.http[{i}]"), ctx);
+                let location = format!("{path}.http[{i}]");
+                if let Some(rule) = http_rule(r, &location, ctx) {
+                    http.push(ModelHttpRule { location, rule });
+                }
             }
             Some(L7Kind {
                 name: "HTTP".into(),
                 field: "http",
+                http,
             })
         }
         "kafka" => {
@@ -87,6 +108,7 @@ pub(crate) fn validate(
             Some(L7Kind {
                 name: "Kafka".into(),
                 field: "kafka",
+                http: Vec::new(),
             })
         }
         "dns" => {
@@ -108,6 +130,7 @@ pub(crate) fn validate(
             Some(L7Kind {
                 name: "DNS".into(),
                 field: "dns",
+                http: Vec::new(),
             })
         }
         _ => {
@@ -118,47 +141,76 @@ pub(crate) fn validate(
             Some(L7Kind {
                 name: format!("`{proto}` (l7proto)"),
                 field: "l7proto",
+                http: Vec::new(),
             })
         }
     }
 }
 
-fn regex_error(e: &regex::Error) -> String {
-    e.to_string()
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("invalid")
-        .trim_start_matches("error: ")
-        .to_string()
+/// A `method`/`path`/`host` regex: `None` when absent or empty (no restriction, as in Cilium).
+fn http_regex(value: Option<&String>, field: &str, path: &str, ctx: &mut Ctx) -> Option<String> {
+    let v = value.filter(|v| !v.is_empty())?;
+    if let Err(message) = http::check_regex(v) {
+        ctx.error(format!("{path}.{field}"), message);
+    }
+    Some(v.clone())
 }
 
-fn check_regex(value: Option<&String>, field: &str, path: &str, ctx: &mut Ctx) {
-    if let Some(v) = value
-        && let Err(e) = regex::Regex::new(v)
+/// A header value a request can carry after trimming; `what` names it in messages.
+fn check_header_value(value: &str, field: &str, ctx: &mut Ctx) {
+    if value
+        .bytes()
+        .any(|b| b == b'\r' || b == b'\n' || (b < 0x20 && b != b'\t') || b == 0x7f)
     {
         ctx.error(
-            format!("{path}.{field}"),
+            field,
             format!(
-                "`{v}` is not a valid regular expression: {}",
-                regex_error(&e)
+                "`{}` contains a control character: no request header can carry it",
+                value.escape_debug()
+            ),
+        );
+    } else if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+        ctx.error(
+            field,
+            format!(
+                "`{value}` starts or ends with whitespace, which is never part of a header value \
+                 (values are compared without it): remove it"
             ),
         );
     }
 }
 
-fn http_rule(r: &HttpRule, path: &str, ctx: &mut Ctx) {
-    check_regex(r.method.as_ref(), "method", path, ctx);
-    check_regex(r.path.as_ref(), "path", path, ctx);
-    check_regex(r.host.as_ref(), "host", path, ctx);
+const NEEDS_PROXY: &str =
+    "is not supported by weir's in-kernel HTTP matcher: header rewriting needs a proxy";
+
+/// Validates and translates one HTTP rule; `None` when it has errors.
+fn http_rule(r: &HttpRule, path: &str, ctx: &mut Ctx) -> Option<HttpMatch> {
+    let before = ctx.problems.len();
+    let method = http_regex(r.method.as_ref(), "method", path, ctx);
+    let target = http_regex(r.path.as_ref(), "path", path, ctx);
+    let host = http_regex(r.host.as_ref(), "host", path, ctx);
+    let mut headers = Vec::new();
     for (i, h) in r.headers.iter().flatten().enumerate() {
-        let name = h.split(':').next().unwrap_or("").trim();
+        let field = format!("{path}.headers[{i}]");
+        let (name, value) = match h.split_once(':') {
+            Some((n, v)) => (n.trim(), Some(v.trim_matches([' ', '\t']))),
+            None => (h.trim(), None),
+        };
         if name.is_empty() || !name.chars().all(is_token_char) {
             ctx.error(
-                format!("{path}.headers[{i}]"),
+                &field,
                 format!("`{h}` is not a header: write `Name` or `Name: value`"),
             );
+            continue;
         }
+        if let Some(v) = value {
+            check_header_value(v, &field, ctx);
+        }
+        headers.push(HeaderMatch {
+            name: name.to_string(),
+            value: value.map(str::to_string),
+            log_only: false,
+        });
     }
     for (i, m) in r.header_matches.iter().flatten().enumerate() {
         let p = format!("{path}.headerMatches[{i}]");
@@ -168,15 +220,42 @@ fn http_rule(r: &HttpRule, path: &str, ctx: &mut Ctx) {
                 format!("`{}` is not a header name", m.name),
             );
         }
-        if let Some(action) = &m.mismatch
-            && !matches!(action.as_str(), "" | "LOG" | "ADD" | "DELETE" | "REPLACE")
-        {
-            ctx.error(
-                format!("{p}.mismatch"),
-                format!("unknown mismatch action `{action}`: use LOG, ADD, DELETE or REPLACE"),
-            );
+        if m.secret.is_some() {
+            ctx.error(format!("{p}.secret"), format!("`secret` {NEEDS_PROXY}"));
         }
+        let log_only = match m.mismatch.as_deref() {
+            None | Some("") => false,
+            Some("LOG") => true,
+            Some(action @ ("ADD" | "DELETE" | "REPLACE")) => {
+                ctx.error(
+                    format!("{p}.mismatch"),
+                    format!("`mismatch: {action}` {NEEDS_PROXY}"),
+                );
+                false
+            }
+            Some(action) => {
+                ctx.error(
+                    format!("{p}.mismatch"),
+                    format!("unknown mismatch action `{action}`: use LOG, ADD, DELETE or REPLACE"),
+                );
+                false
+            }
+        };
+        if let Some(v) = &m.value {
+            check_header_value(v, &format!("{p}.value"), ctx);
+        }
+        headers.push(HeaderMatch {
+            name: m.name.clone(),
+            value: m.value.clone(),
+            log_only,
+        });
     }
+    (ctx.problems.len() == before).then_some(HttpMatch {
+        method,
+        path: target,
+        host,
+        headers,
+    })
 }
 
 fn is_token_char(c: char) -> bool {
@@ -413,10 +492,103 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            problems(|c| http_rule(&http, "h", c)),
+            problems(|c| {
+                http_rule(&http, "h", c);
+            }),
             vec![
                 "h.path: `/api/(` is not a valid regular expression: unclosed group",
                 "h.headers[1]: `: x` is not a header: write `Name` or `Name: value`",
+            ]
+        );
+    }
+
+    #[test]
+    fn http_rules_translate() {
+        use crate::schema::HeaderMatch as SchemaHeaderMatch;
+        let rule = HttpRule {
+            method: Some("GET".into()),
+            path: Some(String::new()),
+            headers: Some(vec![
+                "X-Present".into(),
+                "Content-Type:  application/json ".into(),
+                "X-Empty:".into(),
+            ]),
+            header_matches: Some(vec![
+                SchemaHeaderMatch {
+                    name: "X-Source".into(),
+                    value: Some("frontend".into()),
+                    ..Default::default()
+                },
+                SchemaHeaderMatch {
+                    name: "X-Audit".into(),
+                    mismatch: Some("LOG".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        };
+        let mut ctx = Ctx::new(PolicyKind::CiliumNetworkPolicy, "default");
+        let got = http_rule(&rule, "h", &mut ctx).unwrap();
+        assert!(ctx.problems.is_empty());
+        let h = |name: &str, value: Option<&str>, log_only| HeaderMatch {
+            name: name.into(),
+            value: value.map(str::to_string),
+            log_only,
+        };
+        assert_eq!(
+            got,
+            HttpMatch {
+                method: Some("GET".into()),
+                path: None,
+                host: None,
+                headers: vec![
+                    h("X-Present", None, false),
+                    h("Content-Type", Some("application/json"), false),
+                    h("X-Empty", Some(""), false),
+                    h("X-Source", Some("frontend"), false),
+                    h("X-Audit", None, true),
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn http_rules_that_need_a_proxy_or_unicode_are_rejected() {
+        use crate::schema::HeaderMatch as SchemaHeaderMatch;
+        let rule = HttpRule {
+            host: Some(r"\pL+\.com".into()),
+            header_matches: Some(vec![
+                SchemaHeaderMatch {
+                    name: "X-A".into(),
+                    mismatch: Some("ADD".into()),
+                    value: Some("v".into()),
+                    ..Default::default()
+                },
+                SchemaHeaderMatch {
+                    name: "X-B".into(),
+                    secret: Some(serde_yaml::from_str("{namespace: a, name: b}").unwrap()),
+                    ..Default::default()
+                },
+                SchemaHeaderMatch {
+                    name: "X-C".into(),
+                    value: Some(" v".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            problems(|c| assert!(http_rule(&rule, "h", c).is_none())),
+            vec![
+                "h.host: `\\pL+\\.com` needs Unicode, but HTTP rules are byte regexes with Unicode \
+                 disabled: use ASCII classes such as `[A-Za-z]` instead of `\\pL`, `\\w` under `(?u)` or \
+                 Unicode case folding",
+                "h.headerMatches[0].mismatch: `mismatch: ADD` is not supported by weir's in-kernel \
+                 HTTP matcher: header rewriting needs a proxy",
+                "h.headerMatches[1].secret: `secret` is not supported by weir's in-kernel HTTP \
+                 matcher: header rewriting needs a proxy",
+                "h.headerMatches[2].value: ` v` starts or ends with whitespace, which is never part \
+                 of a header value (values are compared without it): remove it",
             ]
         );
     }

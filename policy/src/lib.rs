@@ -39,8 +39,8 @@ pub use compile::{CompileError, compile};
 pub use compiled::CompiledPolicy;
 pub use error::{Diagnostic, PolicyError};
 pub use eval::{
-    Decision, DropReason, Evaluator, Options, Packet, Trace, TraceError, TraceTarget, Verdict,
-    evaluate, trace,
+    Decision, DropReason, Evaluator, HttpDecision, Options, Packet, Trace, TraceError, TraceTarget,
+    Verdict, evaluate, trace,
 };
 pub use identity::IdentityTable;
 pub use ipcache::IpCache;

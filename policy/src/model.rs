@@ -140,7 +140,30 @@ pub struct Rule {
     pub path: String,
     pub deny: bool,
     pub peers: Peers,
+    /// Every port the rule names (all its `toPorts` entries and `icmps`).
     pub ports: Ports,
+    /// The rule's `toPorts` entries with their HTTP rules. At a port, an allow rule restricts
+    /// requests only when every entry naming that port has HTTP rules (their union applies);
+    /// a port named by an entry without HTTP rules, or by none (`icmps`, no `toPorts`), is
+    /// allowed at L4.
+    pub port_rules: Vec<PortRule>,
+}
+
+/// One `toPorts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule {
+    pub ports: Vec<PortSpec>,
+    /// `rules.http` (non-empty); `None`: no HTTP rules (L4 only, or rules weir does not
+    /// enforce yet such as Kafka or DNS).
+    pub http: Option<Vec<HttpRule>>,
+}
+
+/// One entry of `rules.http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRule {
+    /// e.g. `spec.ingress[0].toPorts[0].rules.http[1]`.
+    pub location: String,
+    pub rule: crate::http::HttpMatch,
 }
 
 /// The remote side of a rule.

@@ -6,8 +6,8 @@ use ipnet::IpNet;
 use crate::l7;
 use crate::labels::{NAMESPACE_LABELS_PREFIX, POD_NAMESPACE, source};
 use crate::model::{
-    Entity, ParseNotice, Peer, Peers, PolicyKind, PortMatch, PortSpec, Ports, Protocol, Rule,
-    Section, Spec,
+    Entity, ParseNotice, Peer, Peers, PolicyKind, PortMatch, PortRule, PortSpec, Ports, Protocol,
+    Rule, Section, Spec,
 };
 use crate::schema::{
     Authentication, CidrRule, EgressDenyRule, EgressRule, FqdnSelector, Groups, IcmpRule,
@@ -465,6 +465,7 @@ fn rule(
         );
     }
     let mut ports = Vec::new();
+    let mut port_rules = Vec::new();
     for (i, (pps, rules, extras)) in l4.ports.iter().enumerate() {
         let p = format!("{path}.toPorts[{i}]");
         let mut these = Vec::new();
@@ -490,22 +491,31 @@ fn rule(
                 "`ports` is empty: list at least one port (`port: \"0\"` means every port)",
             ),
         }
+        let mut http = None;
         if let Some(r) = rules
             && let Some(what) = l7::validate(r, &these, ingress, &format!("{p}.rules"), ctx)
         {
-            let plural = these.len() > 1;
-            let list: Vec<String> = these.iter().map(|s| s.to_string()).collect();
-            ctx.notice(
-                format!("{p}.rules.{}", what.field),
-                format!(
-                    "{} rules on {} {} are not enforced yet: the {} allowed at L4",
-                    what.name,
-                    if plural { "ports" } else { "port" },
-                    list.join(", "),
-                    if plural { "ports are" } else { "port is" },
-                ),
-            );
+            if what.field == "http" {
+                http = Some(what.http).filter(|h| !h.is_empty());
+            } else {
+                let plural = these.len() > 1;
+                let list: Vec<String> = these.iter().map(|s| s.to_string()).collect();
+                ctx.notice(
+                    format!("{p}.rules.{}", what.field),
+                    format!(
+                        "{} rules on {} {} are not enforced yet: the {} allowed at L4",
+                        what.name,
+                        if plural { "ports" } else { "port" },
+                        list.join(", "),
+                        if plural { "ports are" } else { "port is" },
+                    ),
+                );
+            }
         }
+        port_rules.push(PortRule {
+            ports: these.clone(),
+            http,
+        });
         for (flag, name) in [
             (extras.terminating_tls, "terminatingTLS"),
             (extras.originating_tls, "originatingTLS"),
@@ -583,11 +593,15 @@ fn rule(
     } else {
         Ports::All
     };
+    if !has_ports {
+        port_rules.clear();
+    }
     Rule {
         path: path.to_string(),
         deny,
         peers,
         ports,
+        port_rules,
     }
 }
 

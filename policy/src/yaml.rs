@@ -135,6 +135,13 @@ fn improve_message(message: &str) -> String {
                  and `path: /package.Service/Method`{expected}"
             );
         }
+        if field == "rules" && candidates == ["ports"] {
+            return format!(
+                "unknown field `rules`: deny rules cannot carry L7 rules (Cilium forbids them): \
+                 deny the port at L4, or allow only the wanted requests with `rules.http` in an \
+                 allow rule{expected}"
+            );
+        }
         return match suggest(field, &candidates) {
             Some(s) => format!("unknown field `{field}`: did you mean `{s}`?{expected}"),
             None if candidates.is_empty() => {

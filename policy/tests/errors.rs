@@ -163,3 +163,46 @@ fn io_errors_name_the_file_and_missing_dirs_are_empty() {
             .is_empty()
     );
 }
+
+#[test]
+fn http_rules_the_kernel_cannot_enforce() {
+    let port = |ports: &str, rules: &str| {
+        format!(
+            "{HEAD}  ingress:\n    - toPorts:\n        - ports: [{ports}]\n          rules:\n            http:\n{rules}"
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            port(
+                "{port: \"8000\", endPort: 8010, protocol: TCP}",
+                "              - path: /\n",
+            ),
+            "p.yaml:11:13: document 1 (CiliumNetworkPolicy default/x), spec.ingress[0].toPorts[0].rules.http: HTTP rules need an exact port, not the range 8000-8010/TCP: list the ports one by one (or drop `endPort`)",
+        ),
+        (
+            port(
+                "{port: \"80\", protocol: TCP}",
+                "              - headerMatches:\n                  - {name: X-A, value: b, mismatch: ADD}\n                  - {name: X-B, secret: {namespace: a, name: b}}\n",
+            ),
+            "p.yaml: document 1 (CiliumNetworkPolicy default/x), spec.ingress[0].toPorts[0].rules.http[0].headerMatches[0].mismatch: `mismatch: ADD` is not supported by weir's in-kernel HTTP matcher: header rewriting needs a proxy\n\
+             p.yaml: document 1 (CiliumNetworkPolicy default/x), spec.ingress[0].toPorts[0].rules.http[0].headerMatches[1].secret: `secret` is not supported by weir's in-kernel HTTP matcher: header rewriting needs a proxy",
+        ),
+        (
+            port(
+                "{port: \"80\", protocol: TCP}",
+                "              - host: '\\pL+\\.example\\.com'\n                headers: ['X-A:  b ', 'X B']\n",
+            ),
+            "p.yaml:12:17: document 1 (CiliumNetworkPolicy default/x), spec.ingress[0].toPorts[0].rules.http[0].host: `\\pL+\\.example\\.com` needs Unicode, but HTTP rules are byte regexes with Unicode disabled: use ASCII classes such as `[A-Za-z]` instead of `\\pL`, `\\w` under `(?u)` or Unicode case folding\n\
+             p.yaml:13:17: document 1 (CiliumNetworkPolicy default/x), spec.ingress[0].toPorts[0].rules.http[0].headers[1]: `X B` is not a header: write `Name` or `Name: value`",
+        ),
+        (
+            format!(
+                "{HEAD}  ingressDeny:\n    - toPorts:\n        - ports: [{{port: \"80\", protocol: TCP}}]\n          rules:\n            http: [{{method: GET}}]\n"
+            ),
+            "p.yaml:10:11: document 1 (CiliumNetworkPolicy default/x), spec.ingressDeny[0].toPorts[0]: unknown field `rules`: deny rules cannot carry L7 rules (Cilium forbids them): deny the port at L4, or allow only the wanted requests with `rules.http` in an allow rule (expected one of `ports`)",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_err(&text), want, "\n{text}");
+    }
+}

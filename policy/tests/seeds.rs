@@ -3,9 +3,11 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use weir_policy::compiled::Notice;
+use weir_policy::compiled::{Direction, Notice};
+use weir_policy::http::HttpRequest;
 use weir_policy::{
-    ClusterState, DropReason, Options, Packet, PolicyKind, PolicySet, Verdict, evaluate,
+    ClusterState, DropReason, Evaluator, Options, Packet, PolicyKind, PolicySet, Verdict, compile,
+    evaluate,
 };
 
 fn testdata(rel: &str) -> PathBuf {
@@ -124,7 +126,7 @@ fn every_seed_policy_parses() {
 }
 
 #[test]
-fn l7_rules_and_fqdns_are_reported_as_not_enforced() {
+fn unenforced_l7_rules_and_fqdns_are_reported() {
     let notices = seeds().notices();
     let find = |name: &str, location: &str| -> Vec<String> {
         notices
@@ -133,9 +135,10 @@ fn l7_rules_and_fqdns_are_reported_as_not_enforced() {
             .map(|n| n.message.clone())
             .collect()
     };
-    assert_eq!(
-        find("public-api-only", "spec.ingress[0].toPorts[0].rules.http"),
-        vec!["HTTP rules on port 80/TCP are not enforced yet: the port is allowed at L4"]
+    // HTTP rules are enforced: no notice.
+    assert!(
+        notices.iter().all(|n| !n.location.contains("rules.http")),
+        "{notices:#?}"
     );
     assert_eq!(
         find("kafka-produce", "spec.ingress[0].toPorts[0].rules.kafka"),
@@ -151,16 +154,167 @@ fn l7_rules_and_fqdns_are_reported_as_not_enforced() {
             "toFQDNs selects no addresses yet (DNS-based policy is not implemented): this rule allows nothing"
         ]
     );
-    assert_eq!(
-        find("api-l7-policy", "spec.ingress[0].toPorts[0].rules.http"),
-        vec!["HTTP rules on port 8080/TCP are not enforced yet: the port is allowed at L4"]
-    );
     assert!(find(DDA, "spec").is_empty());
-    assert_eq!(notices.len(), 14, "{notices:#?}");
+    assert_eq!(notices.len(), NOTICES, "{notices:#?}");
+}
+
+/// Notices of the seed policies (Kafka, DNS, toFQDNs and the like).
+const NOTICES: usize = 6;
+
+fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest {
+        method: method.as_bytes().to_vec(),
+        target: target.as_bytes().to_vec(),
+        version: 1,
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect(),
+    }
+}
+
+/// The evaluator's decision for a request from `src` to `dst:port`, and (when allowed) the
+/// deciding rule as `namespace/name location`; the compiled tables of the destination's node
+/// must agree.
+fn http(src: (&str, &str), dst: (&str, &str), port: u16, req: &HttpRequest) -> Option<String> {
+    let (set, st) = (seeds(), state());
+    let packet = Packet {
+        src: ip(&st, src.0, src.1),
+        dst: ip(&st, dst.0, dst.1),
+        protocol: 6,
+        src_port: 33000,
+        dst_port: port,
+    };
+    // At the destination (the seeds' default-deny-all denies most egress).
+    let ev = Evaluator::new(&st, &set, &Options::default());
+    let ep = st.endpoint(dst.0, dst.1).unwrap();
+    let remote = ev.identity_of(packet.src, Some(&ep.node));
+    let d = ev.decide_http_at(ep, Direction::Ingress, remote, 6, port, req);
+    let got = d
+        .rule
+        .as_ref()
+        .map(|(p, location)| format!("{}/{} {location}", p.namespace, p.name));
+    assert_eq!(d.allowed, got.is_some() || d.http_rules.is_none(), "{d:?}");
+    // The destination's node: its ingress entry and tables decide the same.
+    let compiled = compile(&st, &set, &Options::for_node(&ep.node)).unwrap();
+    let cep = compiled
+        .endpoints
+        .iter()
+        .find(|e| e.namespace == dst.0 && e.name == dst.1)
+        .unwrap();
+    let entry = cep
+        .ingress
+        .entries
+        .iter()
+        .filter(|e| e.identity == remote && e.protocol == 6 && e.port == port)
+        .find(|e| e.port_prefix_len == 16)
+        .unwrap_or_else(|| panic!("no entry for {remote} {port}: {:?}", cep.ingress.entries));
+    assert_ne!(entry.l7_rules, 0);
+    let rules = &compiled.http_rule_sets[&entry.l7_rules];
+    assert_eq!(Some(rules), d.http_rules.as_ref());
+    let datapath = compiled.http_tables[&entry.l7_rules].decide(req).map(|i| {
+        let r = &rules.rules[i];
+        format!("{}/{} {}", r.policy.namespace, r.policy.name, r.location)
+    });
+    assert_eq!(datapath, got);
+    got
 }
 
 #[test]
-fn l7_seed_policies_allow_their_ports_at_l4() {
+fn http_seed_rules_are_enforced() {
+    let public = "default/public-api-only spec.ingress[0].toPorts[0].rules.http[0]";
+    let (prod, service) = (("default", "prod-client"), ("default", "service-0"));
+    assert_eq!(
+        http(prod, service, 80, &request("GET", "/public", &[])).as_deref(),
+        Some(public)
+    );
+    assert_eq!(
+        http(prod, service, 80, &request("GET", "/public?x=1", &[])),
+        None
+    );
+    assert_eq!(
+        http(prod, service, 80, &request("POST", "/public", &[])),
+        None
+    );
+    assert_eq!(
+        http(prod, service, 80, &request("get", "/public", &[])),
+        None
+    );
+
+    // Two policies allow frontend → users:80; their HTTP rules are merged.
+    let (frontend, users) = (("default", "frontend"), ("default", "users"));
+    assert_eq!(
+        http(
+            frontend,
+            users,
+            80,
+            &request("GET", "/api/v1/users/42", &[])
+        )
+        .as_deref(),
+        Some("default/user-service-api-policy spec.ingress[0].toPorts[0].rules.http[0]")
+    );
+    assert_eq!(
+        http(frontend, users, 80, &request("GET", "/api/v2/users", &[])),
+        None
+    );
+    // billing's POST rule is for billing only.
+    assert_eq!(
+        http(
+            frontend,
+            users,
+            80,
+            &request("POST", "/api/v1/payments", &[])
+        ),
+        None
+    );
+    assert_eq!(
+        http(
+            ("default", "billing"),
+            users,
+            80,
+            &request("POST", "/api/v1/payments", &[])
+        )
+        .as_deref(),
+        Some("default/user-service-api-policy spec.ingress[1].toPorts[0].rules.http[0]")
+    );
+
+    // api-l7-policy: the POST needs its Content-Type header.
+    let (web, api) = (("production", "web-frontend"), ("production", "api-server"));
+    let orders = "production/api-l7-policy spec.ingress[0].toPorts[0].rules.http[1]";
+    let json = [("content-type", " application/json ")];
+    assert_eq!(
+        http(web, api, 8080, &request("POST", "/api/v1/orders", &json)).as_deref(),
+        Some(orders)
+    );
+    assert_eq!(
+        http(web, api, 8080, &request("POST", "/api/v1/orders", &[])),
+        None
+    );
+    assert_eq!(
+        http(
+            web,
+            api,
+            8080,
+            &request("POST", "/api/v1/orders", &[("Content-Type", "text/plain")])
+        ),
+        None
+    );
+
+    // gRPC over HTTP/2 is not followed by the HTTP/1 matcher: the path still decides here.
+    assert_eq!(
+        http(
+            ("default", "grpc-client"),
+            ("default", "grpc-server"),
+            50051,
+            &request("POST", "/helloworld.Greeter/SayHello", &[])
+        )
+        .as_deref(),
+        Some("default/grpc-restrict-methods spec.ingress[0].toPorts[0].rules.http[0]")
+    );
+}
+
+#[test]
+fn l7_seed_policies_allow_their_ports() {
     let set = seeds();
     let tcp = 6;
     // public-api-only: env=prod → app=service on 80 only.

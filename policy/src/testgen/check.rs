@@ -4,10 +4,14 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::Case;
+use super::http::random_request;
 use super::lookup::{LookupResult, lookup_direction};
+use super::rng::Rng;
+use crate::cluster::ClusterState;
 use crate::compile::compile;
 use crate::compiled::{CompiledPolicy, Direction};
-use crate::eval::{Decision, Evaluator, Packet};
+use crate::eval::{Decision, Evaluator, Packet, Verdict};
+use crate::http::HttpRuleSet;
 use crate::ipcache::lookup_entries;
 
 /// A disagreement between the evaluator and the compiled policy.
@@ -30,6 +34,7 @@ impl fmt::Display for Mismatch {
 
 /// Checks one packet; `Err(what)` describes the first disagreement.
 fn check_packet(
+    state: &ClusterState,
     ev: &Evaluator<'_>,
     compiled: &CompiledPolicy,
     packet: &Packet,
@@ -56,6 +61,12 @@ fn check_packet(
         };
         let got = lookup_direction(dp, remote, packet.protocol, packet.dst_port);
         compare(d, &got, compiled)?;
+        let spec = state
+            .endpoints
+            .iter()
+            .find(|e| e.to_string() == d.endpoint)
+            .ok_or_else(|| format!("endpoint {} is not in the state", d.endpoint))?;
+        check_http(ev, compiled, spec, d, &got, packet)?;
         checked += 1;
     }
     Ok(checked)
@@ -80,6 +91,66 @@ fn compare(d: &Decision, got: &LookupResult, compiled: &CompiledPolicy) -> Resul
     Ok(())
 }
 
+/// The HTTP rules of the entry against the evaluator's, and a few requests through the
+/// entry's tables against the evaluator's decision.
+fn check_http(
+    ev: &Evaluator<'_>,
+    compiled: &CompiledPolicy,
+    ep: &crate::cluster::EndpointSpec,
+    d: &Decision,
+    got: &LookupResult,
+    packet: &Packet,
+) -> Result<(), String> {
+    let (proto, port) = (packet.protocol, packet.dst_port);
+    let want = ev.http_rules(ep, d.direction, d.remote_identity, proto, port);
+    let id = got.entry.as_ref().map_or(0, |e| e.l7_rules);
+    let have: Option<&HttpRuleSet> = match id {
+        0 => None,
+        id => Some(
+            compiled
+                .http_rule_sets
+                .get(&id)
+                .ok_or_else(|| format!("HTTP rule set {id} is not listed"))?,
+        ),
+    };
+    if want.as_ref() != have {
+        return Err(format!(
+            "{} of {}: evaluator HTTP rules {want:?}, datapath {have:?} (entry {:?})",
+            d.direction, d.endpoint, got.entry
+        ));
+    }
+    let Some(set) = have else { return Ok(()) };
+    if d.verdict != Verdict::Allowed {
+        return Err(format!(
+            "{} of {}: HTTP rules on a deny",
+            d.direction, d.endpoint
+        ));
+    }
+    let tables = compiled
+        .http_tables
+        .get(&id)
+        .ok_or_else(|| format!("HTTP tables {id} are missing"))?;
+    let mut rng = Rng::new(u64::from(port) << 32 | u64::from(d.remote_identity));
+    for _ in 0..8 {
+        let req = random_request(&mut rng, set);
+        if !req.is_well_formed() {
+            continue;
+        }
+        let decision = ev.decide_http_at(ep, d.direction, d.remote_identity, proto, port, &req);
+        let datapath = tables.decide(&req).map(|i| {
+            let r = &set.rules[i];
+            (r.policy.clone(), r.location.clone())
+        });
+        if decision.allowed != datapath.is_some() || decision.rule != datapath {
+            return Err(format!(
+                "{} of {}: request {req:?}: evaluator {:?} by {:?}, datapath {datapath:?}",
+                d.direction, d.endpoint, decision.allowed, decision.rule
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every (identity, key) appears once per direction (the datapath's LPM keys are unique).
 fn check_unique_keys(compiled: &CompiledPolicy) -> Result<(), String> {
     for ep in &compiled.endpoints {
@@ -99,8 +170,23 @@ fn check_unique_keys(compiled: &CompiledPolicy) -> Result<(), String> {
                 if e.rule_set != 0 && !compiled.rule_sets.contains_key(&e.rule_set) {
                     return Err(format!("rule set {} is not listed", e.rule_set));
                 }
+                if e.l7_rules != 0
+                    && (e.deny
+                        || e.protocol != crate::model::IPPROTO_TCP
+                        || e.port_prefix_len != 16
+                        || !compiled.http_rule_sets.contains_key(&e.l7_rules))
+                {
+                    return Err(format!("bad HTTP rule set reference in {e:?}"));
+                }
             }
         }
+    }
+    if !compiled
+        .http_tables
+        .keys()
+        .eq(compiled.http_rule_sets.keys())
+    {
+        return Err("http_tables and http_rule_sets have different ids".into());
     }
     Ok(())
 }
@@ -133,7 +219,7 @@ pub fn check_case(case: &Case) -> Result<usize, Box<Mismatch>> {
     let ev = Evaluator::new(&case.state, &case.policies, &case.options);
     let mut checked = 0;
     for packet in &case.packets {
-        match check_packet(&ev, &compiled, packet) {
+        match check_packet(&case.state, &ev, &compiled, packet) {
             Ok(n) => checked += n,
             Err(what) => return Err(fail(*packet, what)),
         }
@@ -147,7 +233,7 @@ fn fails(case: &Case, packet: Packet) -> Option<String> {
         return Some(w);
     }
     let ev = Evaluator::new(&case.state, &case.policies, &case.options);
-    check_packet(&ev, &compiled, &packet).err()
+    check_packet(&case.state, &ev, &compiled, &packet).err()
 }
 
 /// Drops policy documents (and then uninvolved endpoints) while the packet still fails.
@@ -226,6 +312,7 @@ fn describe(case: &Case, packet: Packet) -> String {
             }
         }
         out.push_str(&format!("rule sets: {:?}\n", compiled.rule_sets));
+        out.push_str(&format!("HTTP rule sets: {:?}\n", compiled.http_rule_sets));
         out.push_str(&format!("ipcache: {:?}\n", compiled.ipcache));
     }
     out

@@ -283,6 +283,20 @@ fn cilium_rule(rng: &mut Rng, dir: &str, deny: bool, cluster_wide: bool) -> Valu
             };
             r.push(("icmps".into(), json!([{"fields": [field]}])));
         }
+        5 if !deny && rng.chance(60) => {
+            // An HTTP port: exact TCP ports, sometimes next to a plain entry for the same port.
+            let port = *rng.pick(&["80", "8080", "http"]);
+            let n = rng.range(1, 3);
+            let rules: Vec<Value> = (0..n).map(|_| rng.pick(&HTTP_RULES)()).collect();
+            let mut entries = vec![json!({
+                "ports": [{"port": port, "protocol": "TCP"}],
+                "rules": {"http": rules},
+            })];
+            if rng.chance(15) {
+                entries.push(json!({"ports": [{"port": port, "protocol": "TCP"}]}));
+            }
+            r.push(("toPorts".into(), Value::Array(entries)));
+        }
         _ => {
             let n = rng.range(1, 2);
             let ports: Vec<Value> = (0..n).map(|_| port_entry(rng)).collect();
@@ -290,14 +304,19 @@ fn cilium_rule(rng: &mut Rng, dir: &str, deny: bool, cluster_wide: bool) -> Valu
             let l7_ok = !deny
                 && ports.iter().all(|p| {
                     p.get("protocol").and_then(Value::as_str) == Some("TCP")
+                        && p.get("endPort").is_none()
                         && p.get("port")
                             .and_then(Value::as_str)
                             .is_some_and(|s| s != "0")
                 });
             if l7_ok && rng.chance(30) {
+                let n = rng.range(1, 3);
+                let rules: Vec<Value> = (0..n).map(|_| rng.pick(&HTTP_RULES)()).collect();
+                pr.push(("rules", json!({ "http": rules })));
+            } else if l7_ok && rng.chance(5) {
                 pr.push((
                     "rules",
-                    json!({"http": [{"method": "GET", "path": "/api/.*"}]}),
+                    json!({"kafka": [{"role": "produce", "topic": "t"}]}),
                 ));
             }
             r.push(("toPorts".into(), json!([obj(pr)])));
@@ -309,6 +328,17 @@ fn cilium_rule(rng: &mut Rng, dir: &str, deny: bool, cluster_wide: bool) -> Valu
     }
     Value::Object(m)
 }
+
+/// HTTP rules policies use.
+const HTTP_RULES: [fn() -> Value; 7] = [
+    || json!({"method": "GET", "path": "/api/.*"}),
+    || json!({"method": "POST", "path": "/api/v1/orders", "headers": ["Content-Type: application/json"]}),
+    || json!({"path": "/public"}),
+    || json!({"host": "(.*\\.)?example\\.com"}),
+    || json!({"headerMatches": [{"name": "X-Request-Source", "value": "frontend-app"}]}),
+    || json!({"method": "GET", "headerMatches": [{"name": "X-Audit", "mismatch": "LOG"}]}),
+    || json!({}),
+];
 
 fn cilium_policy(rng: &mut Rng, index: usize, cluster_wide: bool) -> Value {
     let mut spec = Map::new();

@@ -22,12 +22,14 @@ fn compiler_matches_evaluator_on_random_cases() {
     let mut points = 0;
     let mut denied = 0;
     let (mut max_entries, mut total_entries, mut directions) = (0, 0, 0);
+    let mut http_entries = 0;
     for seed in first..first + count {
         let case = random_case(seed);
         let compiled = crate::compile::compile(&case.state, &case.policies, &case.options).unwrap();
         for ep in &compiled.endpoints {
             for dp in [&ep.ingress, &ep.egress] {
                 max_entries = max_entries.max(dp.entries.len());
+                http_entries += dp.entries.iter().filter(|e| e.l7_rules != 0).count();
                 total_entries += dp.entries.len();
                 directions += 1;
             }
@@ -44,7 +46,8 @@ fn compiler_matches_evaluator_on_random_cases() {
     }
     eprintln!(
         "{count} random cases, {points} enforcement points ({denied} denied packets) in {:.1?}; \
-         entries per endpoint and direction: max {max_entries}, mean {:.1}",
+         entries per endpoint and direction: max {max_entries}, mean {:.1}; \
+         {http_entries} entries with HTTP rules",
         start.elapsed(),
         total_entries as f64 / directions.max(1) as f64
     );
@@ -53,6 +56,10 @@ fn compiler_matches_evaluator_on_random_cases() {
         "too few enforcement points: {points}"
     );
     assert!(denied > count as usize, "too few denied packets: {denied}");
+    assert!(
+        http_entries > count as usize / 10,
+        "too few entries with HTTP rules: {http_entries}"
+    );
 }
 
 #[test]
