@@ -15,8 +15,14 @@
 //! - keys outside all of `R`'s prefixes fall back to the identity-0 entries, which are computed
 //!   from the wildcard rules alone — exactly the rules that can match there.
 //!
-//! An entry whose decision equals that of its nearest kept ancestor of the same identity is
-//! dropped. With `allow_localhost`, identity `host` gets an ingress entry for every key (rule
+//! An allow entry is restricted to HTTP rules (`l7_rules`) when every contributing allow
+//! rule has HTTP rules at the entry's prefix (which is then an exact TCP port); their union,
+//! ordered by policy and location, becomes one `HttpRuleSet` with an id shared by equal sets
+//! and its `HttpTables`. One contributing rule without HTTP rules (or `allow_localhost` for
+//! the host) lifts the restriction, as Cilium unions allow rules.
+//!
+//! An entry whose decision (verdict, policies, HTTP rules) equals that of its nearest kept
+//! ancestor of the same identity is dropped. With `allow_localhost`, identity `host` gets an ingress entry for every key (rule
 //! set 0), which explicit denies and allows refine like any other rule.
 //!
 //! Bound: per endpoint and direction, entries ≤ (1 + I) · K (+ 1), where I is the number of

@@ -6,6 +6,7 @@
 //! PolicySet::load_dir ─► model (one rule model for all kinds)
 //!                           ├─► eval::Evaluator (reference decisions, `weir policy trace`)
 //!                           └─► compile() ─► CompiledPolicy (datapath contract, `compiled`)
+//!                                              └─ HTTP rule sets ─► http::HttpTables (DFAs)
 //! ```
 #![forbid(unsafe_code)]
 

@@ -482,6 +482,26 @@ fn table_masks() {
     assert_eq!(t.value.run(b"1") & 0xf, 0b1110);
     assert_eq!(t.value.run(b"a") & 0xf, 0b1101);
     assert_eq!(t.value.run(b"a\x01") & BIT_WELLFORMED, 0);
+    // Every tchar can be part of a name.
+    let odd = "!#$%&'*+-.^_`|~09azAZ";
+    let odd_set = set(vec![HttpMatch {
+        headers: vec![header(odd, Some("été ? (x)"))],
+        ..Default::default()
+    }]);
+    let odd_tables = build_tables(&odd_set).unwrap();
+    assert_eq!(
+        odd_tables.name.run(odd.to_ascii_lowercase().as_bytes()),
+        1 << 4 | BIT_WELLFORMED
+    );
+    assert_eq!(odd_tables.name.run(b"!#$%&'*+-.^_`|~09azA"), BIT_WELLFORMED);
+    assert_eq!(odd_tables.value.run("été ? (x)".as_bytes()) & 1, 1);
+    assert_eq!(
+        decide(
+            &odd_set,
+            &request("GET", b"/", &[(odd, "été ? (x)".as_bytes())])
+        ),
+        Some(0)
+    );
 }
 
 #[test]
