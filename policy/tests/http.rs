@@ -268,3 +268,19 @@ fn requests_are_decided_at_every_enforcement_point() {
     let d = ev.decide_http(&packet(WORLD, N1, TCP, 80), &get("/zzz"));
     assert!(d.allowed && d.l4.endpoint.is_empty());
 }
+
+#[test]
+fn compiled_http_rule_sets_serialise_and_tables_rebuild() {
+    let yaml = cnp(
+        "s",
+        "api",
+        &format!("{ANY_PEER}{}", http("{method: GET, path: '/a.*'}")),
+    );
+    let c = compiled(&yaml, &options(false));
+    let json = serde_json::to_string(&c).unwrap();
+    let mut back: CompiledPolicy = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.http_rule_sets, c.http_rule_sets);
+    assert!(back.http_tables.is_empty());
+    back.rebuild_http_tables().unwrap();
+    assert_eq!(back, c);
+}
