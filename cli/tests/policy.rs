@@ -135,12 +135,8 @@ fn validate_json() {
                 "kind": "CiliumNetworkPolicy", "namespace": "default",
                 "name": "user-service-api-policy-headers", "file": HEADERS, "document": 1
             }],
-            "notices": [{
-                "kind": "CiliumNetworkPolicy", "namespace": "default",
-                "name": "user-service-api-policy-headers", "file": HEADERS, "document": 1,
-                "location": "spec.ingress[0].toPorts[0].rules.http",
-                "message": "HTTP rules on port 80/TCP are not enforced yet: the port is allowed at L4"
-            }],
+            // Its HTTP rules are enforced: no notice.
+            "notices": [],
             "errors": []
         })
     );

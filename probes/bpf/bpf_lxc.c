@@ -12,6 +12,7 @@
 #include "lib/common.h"
 #include "lib/conntrack.h"
 #include "lib/events.h"
+#include "lib/http_policy.h"
 #include "lib/ipcache.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
@@ -19,13 +20,13 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline int drop(const struct pkt *p, struct verdict_ctx *v, __u16 reason, __u8 dir, __u64 now)
+static __always_inline int drop(const struct pkt *p, struct verdict_ctx *v, __u16 reason, __u8 dir, __u64 now,
+				struct weir_ct_key *flow)
 {
-	struct weir_ct_key flow;
 	__u32 count;
 
-	ct_key_fwd(&flow, p, dir, v->ifindex);
-	count = drop_aggregate(&flow, now);
+	ct_key_fwd(flow, p, dir, v->ifindex);
+	count = drop_aggregate(flow, now);
 	if (count)
 		emit_event(p, v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, reason, count);
 	return TC_ACT_SHOT;
@@ -58,11 +59,13 @@ static __always_inline void trace_tracked(const struct pkt *p, struct verdict_ct
 }
 
 /* Connection tracking first: established packets, replies and related ICMP errors of
- * connections decided in the current policy generation are forwarded here. Returns 1 when the
- * packet was handled, 0 when it must be decided as a new connection. */
-static __always_inline int handle_tracked(struct pkt *p, struct verdict_ctx *v, __u8 dir, __u32 gen, __u64 now)
+ * connections decided in the current policy generation are handled here (connections with HTTP
+ * rules go through the HTTP parser). Returns the TC action, or -1 when the packet must be
+ * decided as a new connection. */
+static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, struct verdict_ctx *v, __u8 dir,
+					  __u32 gen, __u64 now, struct weir_ct_key *keyp)
 {
-	struct weir_ct_key key;
+#define key (*keyp)
 	struct weir_ct_entry *e;
 	__u8 slot = gen & 1;
 	__u32 count;
@@ -81,7 +84,9 @@ static __always_inline int handle_tracked(struct pkt *p, struct verdict_ctx *v, 
 					trace_tracked(p, v, e, dir, slot, count);
 				}
 			}
-			return 1;
+			if (e->l7_set)
+				return http_packet(skb, p, v, e, &key, dir, 0);
+			return TC_ACT_OK;
 		}
 		/* Policy changed since the decision (or the port is reused): decide again. */
 		bpf_map_delete_elem(&weir_ct, &key);
@@ -100,7 +105,12 @@ static __always_inline int handle_tracked(struct pkt *p, struct verdict_ctx *v, 
 				trace_tracked(p, v, e, dir, slot, count);
 			}
 		}
-		return 1;
+		if (e->l7_set) {
+			v->direction = dir;
+			v->reply = 0;
+			return http_packet(skb, p, v, e, &key, dir, 1);
+		}
+		return TC_ACT_OK;
 	}
 
 	if (p->related) {
@@ -114,10 +124,11 @@ static __always_inline int handle_tracked(struct pkt *p, struct verdict_ctx *v, 
 				v->trace_reason = WEIR_TRACE_RELATED;
 				trace_tracked(p, v, e, dir, slot, 1);
 			}
-			return 1;
+			return TC_ACT_OK;
 		}
 	}
-	return 0;
+	return -1;
+#undef key
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
@@ -131,7 +142,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	struct weir_config *cfg;
 	struct weir_ipcache_value *ipc;
 	__u32 ifindex = skb->ifindex;
-	__u32 zero = 0, gen = 0, local_id, remote_id, count;
+	__u32 zero0 = 0, gen = 0, local_id, remote_id, count;
 	__u64 now;
 	__u8 slot, remote_local;
 	int ret;
@@ -150,18 +161,22 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	v.direction = dir;
 	v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_FROM_ENDPOINT : WEIR_OBS_TO_ENDPOINT;
 
-	cfg = bpf_map_lookup_elem(&weir_config, &zero);
+	cfg = bpf_map_lookup_elem(&weir_config, &zero0);
 	if (cfg)
 		gen = cfg->policy_gen;
 	slot = gen & 1;
 
-	if (ret == PARSE_OK && handle_tracked(&p, &v, dir, gen, now))
-		return TC_ACT_OK;
+	if (ret == PARSE_OK) {
+		int action = handle_tracked(skb, &p, &v, dir, gen, now, &key);
+
+		if (action >= 0)
+			return action;
+	}
 
 	/* Fail closed: an interface we are attached to but know nothing about drops. */
 	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
 	if (!ep)
-		return drop(&p, &v, WEIR_DROP_EP_NOT_READY, dir, now);
+		return drop(&p, &v, WEIR_DROP_EP_NOT_READY, dir, now, &key);
 	eps = &ep->slot[slot];
 	v.ep_id = ep->ep_id;
 	local_id = eps->identity;
@@ -170,11 +185,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	else
 		v.dst_identity = local_id;
 	if (local_id == 0)
-		return drop(&p, &v, WEIR_DROP_EP_NOT_READY, dir, now);
+		return drop(&p, &v, WEIR_DROP_EP_NOT_READY, dir, now, &key);
 	if (ret < 0)
-		return drop(&p, &v, -ret, dir, now);
+		return drop(&p, &v, -ret, dir, now, &key);
 	if (dir == WEIR_DIR_EGRESS && !source_is_endpoint(ep, &p, slot))
-		return drop(&p, &v, WEIR_DROP_INVALID_SOURCE_IP, dir, now);
+		return drop(&p, &v, WEIR_DROP_INVALID_SOURCE_IP, dir, now, &key);
 
 	/* New connection: resolve the remote identity and evaluate policy. */
 	ipc = ipcache_lookup(slot, p.family, dir == WEIR_DIR_EGRESS ? p.daddr : p.saddr);
@@ -207,28 +222,45 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			   r.drop_reason ? WEIR_VERDICT_DENIED : WEIR_VERDICT_ALLOWED, r.drop_reason, 1);
 
 	{
-		struct weir_ct_entry fresh = {
-			.created = now,
-			.last_report = { now, 0 },
-			.packets = { 1, 0 },
-			.bytes = { p.len, 0 },
-			.policy_gen = gen,
-			.rule_set = r.rule_set,
-			.remote_identity = remote_id,
-			.flags = (remote_local ? WEIR_CT_REMOTE_LOCAL : 0) | (v.audit ? WEIR_CT_AUDIT : 0),
-			.match_type = r.match_type,
-			.tcp_seen = { p.tcp_flags, 0 },
-			.tcp_reported = { p.tcp_flags & TCP_REPORT_FLAGS, 0 },
-		};
+		/* Built in per-CPU scratch memory: the program's stack is needed by the HTTP parser's
+		 * calls (512 bytes for the whole call chain). */
+		__u32 zero = 0;
+		struct http_scratch *sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+		struct weir_ct_entry *fresh;
 
-		fresh.expires = now + ct_lifetime(&fresh, p.protocol);
+		if (!sc)
+			return TC_ACT_SHOT;
+		fresh = &sc->ct;
+		__builtin_memset(fresh, 0, sizeof(*fresh));
+		fresh->created = now;
+		fresh->last_report[0] = now;
+		fresh->packets[0] = 1;
+		fresh->bytes[0] = p.len;
+		fresh->policy_gen = gen;
+		fresh->rule_set = r.rule_set;
+		fresh->remote_identity = remote_id;
+		fresh->flags = (remote_local ? WEIR_CT_REMOTE_LOCAL : 0) | (v.audit ? WEIR_CT_AUDIT : 0);
+		fresh->match_type = r.match_type;
+		fresh->l7_set = p.protocol == IPPROTO_TCP ? r.l7_rules : 0;
+		fresh->tcp_seen[0] = p.tcp_flags;
+		fresh->tcp_reported[0] = p.tcp_flags & TCP_REPORT_FLAGS;
+		fresh->expires = now + ct_lifetime(fresh, p.protocol);
 		ct_key_fwd(&key, &p, dir, ifindex);
-		bpf_map_update_elem(&weir_ct, &key, &fresh, BPF_ANY);
+		bpf_map_update_elem(&weir_ct, &key, fresh, BPF_ANY);
 	}
 
 	if (dir == WEIR_DIR_INGRESS || !remote_local) {
 		v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
 		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
+	}
+	if (p.protocol == IPPROTO_TCP && r.l7_rules) {
+		/* HTTP rules: the SYN starts the request stream; data on a connection first seen
+		 * mid-stream is parsed as the start of a request. */
+		struct weir_ct_entry *e = bpf_map_lookup_elem(&weir_ct, &key);
+
+		if (!e)
+			return TC_ACT_SHOT;
+		return http_packet(skb, &p, &v, e, &key, dir, 0);
 	}
 	return TC_ACT_OK;
 }

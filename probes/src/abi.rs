@@ -4,13 +4,14 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 // ---- Events --------------------------------------------------------------------------------
 
 pub const EVENT_DROP: u8 = 1;
 pub const EVENT_TRACE: u8 = 4;
 pub const EVENT_POLICY_VERDICT: u8 = 5;
+pub const EVENT_L7: u8 = 129;
 pub const EVENT_VERSION: u8 = 1;
 
 /// Drop reasons: values of Hubble's `flow.DropReason`.
@@ -21,6 +22,7 @@ pub mod drop_reason {
     pub const CT_INVALID_HDR: u16 = 135;
     pub const FRAG_NOT_FOUND: u16 = 175;
     pub const POLICY_DENY: u16 = 181;
+    pub const PROXY_UNSUPPORTED: u16 = 180;
     pub const EP_NOT_READY: u16 = 203;
 }
 
@@ -275,8 +277,13 @@ pub struct CtEntry {
     pub match_type: u8,
     pub tcp_seen: [u8; 2],
     pub tcp_reported: [u8; 2],
-    pub reserved_0: [u8; 6],
+    pub l7_flags: u8,
+    pub reserved_0: u8,
+    pub l7_set: u32,
+    pub reserved_1: u32,
 }
+
+pub const CT_L7_DENIED: u8 = 0x01;
 
 /// `struct weir_drop_agg`.
 #[repr(C)]
@@ -311,6 +318,171 @@ pub struct FragValue {
     pub reserved_0: u8,
 }
 
+// ---- In-kernel HTTP/1.x -------------------------------------------------------------------
+
+pub const HTTP_MAX_SETS: u32 = 64;
+pub const HTTP_MAX_RULES: usize = 48;
+pub const HTTP_MAX_REQS: usize = 48;
+pub const HTTP_MAX_SLOTS: usize = 32;
+pub const DFA_STATES: usize = 256;
+pub const DFA_CLASSES: usize = 64;
+pub const HTTP_MAX_HEAD: usize = 8192;
+pub const DFA_METHOD: u32 = 0;
+pub const DFA_PATH: u32 = 1;
+pub const DFA_NAME: u32 = 2;
+pub const DFA_VALUE: u32 = 3;
+pub const HTTP_LINE_CAP: usize = 256;
+pub const HTTP_HOST_CAP: usize = 64;
+pub const HTTP_PENDING: usize = 8;
+pub const HTTP_BIT_WELLFORMED: u64 = 1 << 63;
+pub const HTTP_BIT_CL_VALUE: u64 = 1 << 62;
+pub const HTTP_BIT_CHUNKED: u64 = 1 << 61;
+pub const HTTP_SLOT_CONTENT_LENGTH: usize = 0;
+pub const HTTP_SLOT_TRANSFER_ENCODING: usize = 1;
+pub const HTTP_SLOT_HOST: usize = 2;
+pub const HTTP_SLOT_UPGRADE: usize = 3;
+pub const HP_SYNCED: u8 = 0x01;
+pub const HP_HAS_CL: u8 = 0x02;
+pub const HP_CHUNKED: u8 = 0x04;
+pub const HP_HOST: u8 = 0x08;
+pub const HP_LOST: u8 = 0x10;
+pub const HP_NO_BODY: u8 = 0x20;
+pub const L7_REQUEST: u8 = 1;
+pub const L7_RESPONSE: u8 = 2;
+/// `weir_l7_event.rule` when no rule allowed the request.
+pub const L7_NO_RULE: u32 = u32::MAX;
+
+/// Index of a DFA in `weir_http_dfa`.
+pub fn http_dfa_index(slot: u8, set: u32, kind: u32) -> u32 {
+    (u32::from(slot) * HTTP_MAX_SETS + set) * 4 + kind
+}
+
+/// Index of a set in `weir_http_sets`.
+pub fn http_set_index(slot: u8, set: u32) -> u32 {
+    u32::from(slot) * HTTP_MAX_SETS + set
+}
+
+/// `struct weir_http_dfa`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpDfa {
+    pub classes: [u8; 256],
+    pub accept: [u64; DFA_STATES],
+    pub trans: [u8; DFA_STATES * DFA_CLASSES],
+    pub start: u8,
+    pub reserved_0: [u8; 7],
+}
+
+/// `struct weir_http_set`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSet {
+    pub rule_bits: u64,
+    pub slot_reqs: [u64; HTTP_MAX_SLOTS],
+    pub needs: [u64; HTTP_MAX_REQS],
+}
+
+/// `struct weir_http_parser`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpParser {
+    pub remaining: u64,
+    pub method_mask: u64,
+    pub path_mask: u64,
+    pub seen: u64,
+    pub number: u64,
+    pub next_seq: u32,
+    pub head_len: u32,
+    pub slots: u32,
+    pub status: u16,
+    pub phase: u8,
+    pub state: u8,
+    pub value_state: u8,
+    pub flags: u8,
+    pub pos: u8,
+    pub digits: u8,
+    pub reserved_0: [u8; 4],
+}
+
+/// `struct weir_http_conn`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConn {
+    pub req: HttpParser,
+    pub resp: HttpParser,
+    pub pending_ts: [u64; HTTP_PENDING],
+    pub requests: u32,
+    pub responses: u32,
+    pub pending_head_flags: u8,
+    pub line_len: u8,
+    pub host_len: u8,
+    pub host_raw: u8,
+    pub method_len: u8,
+    pub version: u8,
+    pub reserved_0: [u8; 2],
+    pub line: [u8; HTTP_LINE_CAP],
+    pub host: [u8; HTTP_HOST_CAP],
+}
+
+/// `struct weir_l7_event`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L7Event {
+    pub flow: FlowEvent,
+    pub l7_type: u8,
+    pub version: u8,
+    pub status: u16,
+    pub l7_set: u32,
+    pub rule: u32,
+    pub number: u32,
+    pub latency_ns: u64,
+    pub line_len: u16,
+    pub host_len: u16,
+    pub method_len: u8,
+    pub reserved_0: [u8; 3],
+    pub line: [u8; HTTP_LINE_CAP],
+    pub host: [u8; HTTP_HOST_CAP],
+}
+
+impl L7Event {
+    /// Decodes an L7 ring-buffer record (type `EVENT_L7`).
+    pub fn decode(bytes: &[u8]) -> Result<L7Event, DecodeError> {
+        let need = size_of::<L7Event>();
+        if bytes.len() < need {
+            return Err(DecodeError::Truncated {
+                r#type: EVENT_L7,
+                len: bytes.len(),
+                need,
+            });
+        }
+        if bytes[1] != EVENT_VERSION {
+            return Err(DecodeError::UnknownVersion {
+                r#type: EVENT_L7,
+                version: bytes[1],
+            });
+        }
+        // SAFETY: L7Event is repr(C) plain old data (every bit pattern valid) and `bytes`
+        // holds at least its size; read_unaligned copes with any alignment.
+        Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<L7Event>()) })
+    }
+
+    /// The request line bytes captured (method SP target).
+    pub fn line(&self) -> &[u8] {
+        &self.line[..usize::from(self.line_len).min(HTTP_LINE_CAP)]
+    }
+
+    pub fn host(&self) -> &[u8] {
+        &self.host[..usize::from(self.host_len).min(HTTP_HOST_CAP)]
+    }
+
+    /// The event's bytes as the kernel writes them (fixtures and tests).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // SAFETY: repr(C) with explicit padding only: every byte is initialised.
+        let raw: [u8; size_of::<L7Event>()] = unsafe { std::mem::transmute_copy(self) };
+        raw.to_vec()
+    }
+}
+
 // SAFETY: every type below is repr(C), contains only integers and integer arrays (any bit
 // pattern is valid) and has no implicit padding (the size assertions below and the BTF test
 // check that the explicit fields cover every byte).
@@ -327,6 +499,11 @@ unsafe impl aya::Pod for CtEntry {}
 unsafe impl aya::Pod for DropAgg {}
 unsafe impl aya::Pod for FragKey {}
 unsafe impl aya::Pod for FragValue {}
+unsafe impl aya::Pod for HttpDfa {}
+unsafe impl aya::Pod for HttpSet {}
+unsafe impl aya::Pod for HttpParser {}
+unsafe impl aya::Pod for HttpConn {}
+unsafe impl aya::Pod for L7Event {}
 
 /// A mirrored struct: its C name, size and the offset of every field, for the BTF check.
 pub struct Layout {
@@ -390,7 +567,22 @@ pub const LAYOUTS: &[Layout] = &[
     layout!("weir_ct_key", CtKey, { saddr, daddr, sport, dport, protocol, direction, family, reserved_0, ifindex }),
     layout!("weir_ct_entry", CtEntry, {
         created, expires, last_report, packets, bytes, unreported, policy_gen, rule_set,
-        remote_identity, flags, match_type, tcp_seen, tcp_reported, reserved_0,
+        remote_identity, flags, match_type, tcp_seen, tcp_reported, l7_flags, reserved_0, l7_set,
+        reserved_1,
+    }),
+    layout!("weir_http_dfa", HttpDfa, { classes, accept, trans, start, reserved_0 }),
+    layout!("weir_http_set", HttpSet, { rule_bits, slot_reqs, needs }),
+    layout!("weir_http_parser", HttpParser, {
+        remaining, method_mask, path_mask, seen, number, next_seq, head_len, slots, status, phase,
+        state, value_state, flags, pos, digits, reserved_0,
+    }),
+    layout!("weir_http_conn", HttpConn, {
+        req, resp, pending_ts, requests, responses, pending_head_flags, line_len, host_len,
+        host_raw, method_len, version, reserved_0, line, host,
+    }),
+    layout!("weir_l7_event", L7Event, {
+        flow, l7_type, version, status, l7_set, rule, number, latency_ns, line_len, host_len,
+        method_len, reserved_0, line, host,
     }),
     layout!("weir_drop_agg", DropAgg, { last_report, suppressed, reserved_0 }),
     layout!("weir_frag_key", FragKey, { saddr, daddr, id, protocol, family, reserved_0 }),
@@ -413,7 +605,12 @@ const _: () = {
     assert!(size_of::<PolicyKey>() == 16);
     assert!(size_of::<PolicyValue>() == 16);
     assert!(size_of::<CtKey>() == 44);
-    assert!(size_of::<CtEntry>() == 96);
+    assert!(size_of::<CtEntry>() == 104);
+    assert!(size_of::<HttpDfa>() == 18696);
+    assert!(size_of::<HttpSet>() == 648);
+    assert!(size_of::<L7Event>() == 448);
+    assert!(size_of::<HttpParser>() == 64);
+    assert!(size_of::<HttpConn>() == 528);
     assert!(size_of::<DropAgg>() == 16);
     assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FragValue>() == 8);

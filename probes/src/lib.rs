@@ -29,9 +29,27 @@ pub mod maps {
     pub const FRAG: &str = "weir_frag";
     pub const EVENTS: &str = "weir_events";
     pub const LOST: &str = "weir_lost";
+    pub const HTTP_DFA: &str = "weir_http_dfa";
+    pub const HTTP_SETS: &str = "weir_http_sets";
+    pub const HTTP_CONN: &str = "weir_http_conn";
+    pub const HTTP_SCRATCH: &str = "weir_http_scratch";
+    pub const HTTP_ANSWER_BUF: &str = "weir_http_answer_buf";
     /// Every map, in the order the loader pins them.
     pub const ALL: &[&str] = &[
-        CONFIG, ENDPOINTS, IPCACHE, POLICY, CT, DROP_AGG, FRAG, EVENTS, LOST,
+        CONFIG,
+        ENDPOINTS,
+        IPCACHE,
+        POLICY,
+        CT,
+        DROP_AGG,
+        FRAG,
+        EVENTS,
+        LOST,
+        HTTP_DFA,
+        HTTP_SETS,
+        HTTP_CONN,
+        HTTP_SCRATCH,
+        HTTP_ANSWER_BUF,
     ];
 }
 

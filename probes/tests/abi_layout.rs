@@ -67,7 +67,7 @@ fn btf_structs(btf: &[u8]) -> BTreeMap<String, BtfStruct> {
             15 | 19 => vlen * 12, // DATASEC, ENUM64
             _ => 0,
         };
-        if kind == 4 && name_off != 0 {
+        if kind == 4 && name_off != 0 && name(name_off).starts_with("weir_") {
             let members = (0..vlen)
                 .map(|i| {
                     let m = pos + i * 12;
@@ -230,6 +230,44 @@ fn constants_match_the_header() {
         ("WEIR_CT_SEEN_REPLY", abi::CT_SEEN_REPLY as i64),
         ("WEIR_CT_REMOTE_LOCAL", abi::CT_REMOTE_LOCAL as i64),
         ("WEIR_CT_AUDIT", abi::CT_AUDIT as i64),
+        ("WEIR_CT_L7_DENIED", abi::CT_L7_DENIED as i64),
+        ("WEIR_EVENT_L7", abi::EVENT_L7 as i64),
+        (
+            "WEIR_DROP_PROXY_UNSUPPORTED",
+            abi::drop_reason::PROXY_UNSUPPORTED as i64,
+        ),
+        ("WEIR_HTTP_MAX_SETS", abi::HTTP_MAX_SETS as i64),
+        ("WEIR_HTTP_MAX_RULES", abi::HTTP_MAX_RULES as i64),
+        ("WEIR_HTTP_MAX_REQS", abi::HTTP_MAX_REQS as i64),
+        ("WEIR_HTTP_MAX_SLOTS", abi::HTTP_MAX_SLOTS as i64),
+        ("WEIR_DFA_STATES", abi::DFA_STATES as i64),
+        ("WEIR_DFA_CLASSES", abi::DFA_CLASSES as i64),
+        ("WEIR_HTTP_MAX_HEAD", abi::HTTP_MAX_HEAD as i64),
+        ("WEIR_DFA_METHOD", abi::DFA_METHOD as i64),
+        ("WEIR_DFA_PATH", abi::DFA_PATH as i64),
+        ("WEIR_DFA_NAME", abi::DFA_NAME as i64),
+        ("WEIR_DFA_VALUE", abi::DFA_VALUE as i64),
+        (
+            "WEIR_HTTP_SLOT_CONTENT_LENGTH",
+            abi::HTTP_SLOT_CONTENT_LENGTH as i64,
+        ),
+        (
+            "WEIR_HTTP_SLOT_TRANSFER_ENCODING",
+            abi::HTTP_SLOT_TRANSFER_ENCODING as i64,
+        ),
+        ("WEIR_HTTP_SLOT_HOST", abi::HTTP_SLOT_HOST as i64),
+        ("WEIR_HTTP_SLOT_UPGRADE", abi::HTTP_SLOT_UPGRADE as i64),
+        ("WEIR_HP_SYNCED", abi::HP_SYNCED as i64),
+        ("WEIR_HP_HAS_CL", abi::HP_HAS_CL as i64),
+        ("WEIR_HP_CHUNKED", abi::HP_CHUNKED as i64),
+        ("WEIR_HP_HOST", abi::HP_HOST as i64),
+        ("WEIR_HP_LOST", abi::HP_LOST as i64),
+        ("WEIR_HP_NO_BODY", abi::HP_NO_BODY as i64),
+        ("WEIR_HTTP_PENDING", abi::HTTP_PENDING as i64),
+        ("WEIR_HTTP_LINE_CAP", abi::HTTP_LINE_CAP as i64),
+        ("WEIR_HTTP_HOST_CAP", abi::HTTP_HOST_CAP as i64),
+        ("WEIR_L7_REQUEST", abi::L7_REQUEST as i64),
+        ("WEIR_L7_RESPONSE", abi::L7_RESPONSE as i64),
     ];
     let mut problems = Vec::new();
     for (name, value) in rust {

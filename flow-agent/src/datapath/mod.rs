@@ -123,6 +123,8 @@ pub enum DatapathError {
          `nsenter --net=/run/netns/NAME weir-agent ...`, not `ip netns exec`, which remounts /sys)"
     )]
     PrivateBpffs,
+    #[error("the policy needs {count} HTTP rule sets; the datapath holds {max}")]
+    HttpSets { count: usize, max: u32 },
     #[error("cannot load the datapath object: {0}")]
     Load(#[source] Box<aya::EbpfError>),
     #[error("program {name}: {source}")]
@@ -304,6 +306,8 @@ impl Datapath {
             self.take_map(weir_probes::maps::IPCACHE)?,
             self.take_map(weir_probes::maps::POLICY)?,
             self.take_map(weir_probes::maps::CT)?,
+            self.take_map(weir_probes::maps::HTTP_DFA)?,
+            self.take_map(weir_probes::maps::HTTP_SETS)?,
         )
     }
 

@@ -9,8 +9,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray};
 use weir_policy::compiled::{CompiledPolicy, Direction, EndpointPolicy, PolicyEntry};
 use weir_probes::abi::{
-    self, Config, CtEntry, CtKey, Endpoint, EndpointSlot, IpcacheKey, IpcacheValue, PolicyKey,
-    PolicyValue,
+    self, Config, CtEntry, CtKey, Endpoint, EndpointSlot, HttpDfa, HttpSet, IpcacheKey,
+    IpcacheValue, PolicyKey, PolicyValue,
 };
 
 use super::DatapathError;
@@ -40,6 +40,8 @@ pub struct MapWriter {
     ipcache: LpmTrie<MapData, IpcacheKey, IpcacheValue>,
     policy: LpmTrie<MapData, PolicyKey, PolicyValue>,
     ct: HashMap<MapData, CtKey, CtEntry>,
+    http_dfa: Array<MapData, HttpDfa>,
+    http_sets: Array<MapData, HttpSet>,
     /// Keys written per slot, so the next apply into that slot can delete them.
     ipcache_keys: [Vec<Key<IpcacheKey>>; 2],
     policy_keys: [Vec<Key<PolicyKey>>; 2],
@@ -59,6 +61,8 @@ impl MapWriter {
         ipcache: Map,
         policy: Map,
         ct: Map,
+        http_dfa: Map,
+        http_sets: Map,
     ) -> Result<Self, DatapathError> {
         use weir_probes::maps as m;
         let mut w = MapWriter {
@@ -67,6 +71,8 @@ impl MapWriter {
             ipcache: LpmTrie::try_from(ipcache).map_err(map_err(m::IPCACHE))?,
             policy: LpmTrie::try_from(policy).map_err(map_err(m::POLICY))?,
             ct: HashMap::try_from(ct).map_err(map_err(m::CT))?,
+            http_dfa: Array::try_from(http_dfa).map_err(map_err(m::HTTP_DFA))?,
+            http_sets: Array::try_from(http_sets).map_err(map_err(m::HTTP_SETS))?,
             ipcache_keys: [Vec::new(), Vec::new()],
             policy_keys: [Vec::new(), Vec::new()],
         };
@@ -129,6 +135,8 @@ impl MapWriter {
         for key in std::mem::take(&mut self.policy_keys[s]) {
             remove_lpm(&mut self.policy, &key).map_err(map_err(m::POLICY))?;
         }
+
+        self.write_http(slot, compiled)?;
 
         let owner: BTreeMap<IpAddr, u32> = eps
             .iter()
@@ -240,6 +248,72 @@ fn remove_lpm<K: aya::Pod, V: aya::Pod>(
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+impl MapWriter {
+    /// Writes the HTTP rule sets' tables into the slot: every set the policy names gets its four
+    /// DFAs and its combination table; the other entries of the slot are cleared, so a stale
+    /// set can never be used (a connection naming it fails closed).
+    fn write_http(&mut self, slot: u8, compiled: &CompiledPolicy) -> Result<(), DatapathError> {
+        use weir_probes::maps as m;
+        for (&id, tables) in &compiled.http_tables {
+            if id == 0 || id >= abi::HTTP_MAX_SETS {
+                return Err(DatapathError::HttpSets {
+                    count: compiled.http_tables.len(),
+                    max: abi::HTTP_MAX_SETS - 1,
+                });
+            }
+            for (kind, dfa) in [
+                (abi::DFA_METHOD, &tables.method),
+                (abi::DFA_PATH, &tables.path),
+                (abi::DFA_NAME, &tables.name),
+                (abi::DFA_VALUE, &tables.value),
+            ] {
+                let value = kernel_dfa(dfa);
+                self.http_dfa
+                    .set(abi::http_dfa_index(slot, id, kind), value.as_ref(), 0)
+                    .map_err(map_err(m::HTTP_DFA))?;
+            }
+            let mut set = HttpSet {
+                rule_bits: tables.rule_bits,
+                slot_reqs: [0; abi::HTTP_MAX_SLOTS],
+                needs: [0; abi::HTTP_MAX_REQS],
+            };
+            set.slot_reqs.copy_from_slice(&tables.slot_reqs);
+            set.needs.copy_from_slice(&tables.needs);
+            self.http_sets
+                .set(abi::http_set_index(slot, id), set, 0)
+                .map_err(map_err(m::HTTP_SETS))?;
+        }
+        for id in 1..abi::HTTP_MAX_SETS {
+            if !compiled.http_tables.contains_key(&id) {
+                let empty = HttpSet {
+                    rule_bits: 0,
+                    slot_reqs: [0; abi::HTTP_MAX_SLOTS],
+                    needs: [0; abi::HTTP_MAX_REQS],
+                };
+                self.http_sets
+                    .set(abi::http_set_index(slot, id), empty, 0)
+                    .map_err(map_err(m::HTTP_SETS))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A DFA of the policy crate in the kernel's layout (the two share their limits).
+fn kernel_dfa(dfa: &weir_policy::http::Dfa) -> Box<HttpDfa> {
+    let mut out = Box::new(HttpDfa {
+        classes: dfa.classes,
+        accept: [0; abi::DFA_STATES],
+        trans: [0; abi::DFA_STATES * abi::DFA_CLASSES],
+        start: dfa.start,
+        reserved_0: [0; 7],
+    });
+    out.accept.copy_from_slice(&dfa.accept[..abi::DFA_STATES]);
+    out.trans
+        .copy_from_slice(&dfa.trans[..abi::DFA_STATES * abi::DFA_CLASSES]);
+    out
 }
 
 /// The ipcache key of a prefix in a slot.

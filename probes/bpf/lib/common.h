@@ -44,6 +44,13 @@ struct pkt {
 	__u8 reserved[2];
 	__u32 frag_id;
 	__u32 len;
+	/* TCP only: sequence numbers and where the payload lies in the packet. */
+	__u32 seq;            /* host order */
+	__u32 ack;            /* host order */
+	__u32 l3_end;         /* end of the IP datagram (Ethernet padding excluded) */
+	__u16 l4_off;
+	__u16 payload_off;
+	__u32 payload_len;
 	/* Only written (completely) by the parser for ICMP errors, when `related` is set: left
 	 * out of the initialisation of the rest. */
 	struct weir_ct_key inner; /* for ICMP errors: original tuple, in the sender's view */

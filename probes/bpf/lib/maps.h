@@ -70,4 +70,26 @@ struct {
 	__type(value, __u64);
 } weir_lost SEC(".maps");
 
+/* In-kernel HTTP: DFA tables and rule sets of both policy slots, per-connection parser state. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * WEIR_HTTP_MAX_SETS * 4);
+	__type(key, __u32);
+	__type(value, struct weir_http_dfa);
+} weir_http_dfa SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * WEIR_HTTP_MAX_SETS);
+	__type(key, __u32);
+	__type(value, struct weir_http_set);
+} weir_http_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weir_ct_key);
+	__type(value, struct weir_http_conn);
+} weir_http_conn SEC(".maps");
+
 #endif /* WEIR_MAPS_H */

@@ -129,6 +129,13 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, struc
 		p->dport = ((__u16)l4[2] << 8) | l4[3];
 		p->tcp_flags = l4[13];
 		p->policy_port = p->dport;
+		p->seq = ((__u32)l4[4] << 24) | ((__u32)l4[5] << 16) | ((__u32)l4[6] << 8) | l4[7];
+		p->ack = ((__u32)l4[8] << 24) | ((__u32)l4[9] << 16) | ((__u32)l4[10] << 8) | l4[11];
+		p->l4_off = off;
+		p->payload_off = off + ((__u32)(l4[12] >> 4)) * 4;
+		if (((__u32)(l4[12] >> 4)) < 5 || p->payload_off > p->l3_end)
+			return -WEIR_DROP_CT_INVALID_HDR;
+		p->payload_len = p->l3_end - p->payload_off;
 		break;
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP:
@@ -231,6 +238,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct pkt *p)
 			return -WEIR_DROP_INVALID_PACKET;
 		p->family = 4;
 		p->protocol = ip4->protocol;
+		p->l3_end = off + bpf_ntohs(ip4->tot_len);
 		p->saddr[0] = ip4->saddr;
 		p->daddr[0] = ip4->daddr;
 		frag = bpf_ntohs(ip4->frag_off);
@@ -258,6 +266,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct pkt *p)
 		if (ip6->version != 6)
 			return -WEIR_DROP_INVALID_PACKET;
 		p->family = 6;
+		p->l3_end = off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 		nexthdr = ip6->nexthdr;

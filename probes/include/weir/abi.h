@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 2
+#define WEIR_ABI_VERSION 3
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -20,6 +20,7 @@
 #define WEIR_EVENT_DROP           1
 #define WEIR_EVENT_TRACE          4
 #define WEIR_EVENT_POLICY_VERDICT 5
+#define WEIR_EVENT_L7             129 /* struct weir_l7_event */
 
 #define WEIR_EVENT_VERSION 1
 
@@ -30,6 +31,7 @@
 #define WEIR_DROP_CT_INVALID_HDR      135 /* truncated or invalid header */
 #define WEIR_DROP_FRAG_NOT_FOUND      175 /* first fragment of a datagram not seen */
 #define WEIR_DROP_POLICY_DENY         181 /* explicit deny rule */
+#define WEIR_DROP_PROXY_UNSUPPORTED   180 /* L7: a protocol or feature the parser does not police (fails closed) */
 #define WEIR_DROP_EP_NOT_READY        203 /* no policy computed for this endpoint yet */
 
 /* Trace observation points: the monitor's sub_type numbering (not the proto enum). */
@@ -213,8 +215,13 @@ struct weir_ct_entry {
 	__u8 match_type;
 	__u8 tcp_seen[2];        /* TCP flags seen per direction */
 	__u8 tcp_reported[2];    /* TCP flags already reported per direction */
-	__u8 reserved_0[6];
+	__u8 l7_flags;           /* WEIR_CT_L7_* */
+	__u8 reserved_0;
+	__u32 l7_set;            /* HTTP rule set enforced on this connection (0 = none) */
+	__u32 reserved_1;
 };
+
+#define WEIR_CT_L7_DENIED 0x01   /* a request was denied: the connection is being torn down */
 
 /* weir_drop_agg (LRU hash): weir_ct_key -> last drop event of that flow. */
 struct weir_drop_agg {
@@ -240,6 +247,119 @@ struct weir_frag_value {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 reserved_0;
+};
+
+/* ---- In-kernel HTTP/1.x ----------------------------------------------------------------- */
+
+/* Table limits (weir_policy::http mirrors them). */
+#define WEIR_HTTP_MAX_SETS      64   /* HTTP rule sets per policy slot */
+#define WEIR_HTTP_MAX_RULES     48
+#define WEIR_HTTP_MAX_REQS      48
+#define WEIR_HTTP_MAX_SLOTS     32
+#define WEIR_DFA_STATES         256
+#define WEIR_DFA_CLASSES        64
+#define WEIR_HTTP_MAX_HEAD      8192
+#define WEIR_HTTP_BIT_WELLFORMED (1ULL << 63)
+#define WEIR_HTTP_BIT_CL_VALUE   (1ULL << 62)
+#define WEIR_HTTP_BIT_CHUNKED    (1ULL << 61)
+#define WEIR_HTTP_SLOT_CONTENT_LENGTH    0
+#define WEIR_HTTP_SLOT_TRANSFER_ENCODING 1
+#define WEIR_HTTP_SLOT_HOST              2
+#define WEIR_HTTP_SLOT_UPGRADE           3
+
+/* The DFAs of a set, in weir_http_dfa at (slot * WEIR_HTTP_MAX_SETS + set) * 4 + kind. */
+#define WEIR_DFA_METHOD 0
+#define WEIR_DFA_PATH   1
+#define WEIR_DFA_NAME   2
+#define WEIR_DFA_VALUE  3
+
+/* weir_http_dfa (array): one byte-class DFA. next = trans[state * WEIR_DFA_CLASSES + classes[byte]];
+ * accept[state] = the patterns that match when the input ends in that state. */
+struct weir_http_dfa {
+	__u8 classes[256];
+	__u64 accept[WEIR_DFA_STATES];
+	__u8 trans[WEIR_DFA_STATES * WEIR_DFA_CLASSES];
+	__u8 start;
+	__u8 reserved_0[7];
+};
+
+/* weir_http_sets (array): slot * WEIR_HTTP_MAX_SETS + set id -> how the DFAs' results combine. */
+struct weir_http_set {
+	__u64 rule_bits;                          /* one bit per rule; 0: the set is not loaded */
+	__u64 slot_reqs[WEIR_HTTP_MAX_SLOTS];     /* header requirements named by each name slot */
+	__u64 needs[WEIR_HTTP_MAX_REQS];          /* rules needing each requirement */
+};
+
+/* Per-direction stream parser of one connection. */
+struct weir_http_parser {
+	__u64 remaining;         /* body or chunk bytes still to skip */
+	__u64 method_mask;       /* request: rules whose method matched; response: unused */
+	__u64 path_mask;
+	__u64 seen;              /* header requirements met so far */
+	__u64 number;            /* content-length or chunk size being read */
+	__u32 next_seq;          /* TCP sequence number of the next byte to parse */
+	__u32 head_len;          /* bytes of the current head so far */
+	__u32 slots;             /* name slots of the current header line */
+	__u16 status;            /* response: status code */
+	__u8 phase;
+	__u8 state;              /* current DFA state */
+	__u8 value_state;        /* value DFA state after the last non-OWS byte */
+	__u8 flags;              /* WEIR_HP_* */
+	__u8 pos;                /* position in a fixed token (version, status line) */
+	__u8 digits;
+	__u8 reserved_0[4];
+};
+
+#define WEIR_HP_SYNCED    0x01 /* next_seq is known */
+#define WEIR_HP_HAS_CL    0x02
+#define WEIR_HP_CHUNKED   0x04
+#define WEIR_HP_HOST      0x08
+#define WEIR_HP_LOST      0x10 /* response tracking gave up (gap, malformed or close-delimited body) */
+#define WEIR_HP_NO_BODY   0x20 /* response to HEAD, or 1xx/204/304 */
+
+#define WEIR_HTTP_PENDING 8
+#define WEIR_HTTP_LINE_CAP 256
+#define WEIR_HTTP_HOST_CAP 64
+
+/* weir_http_conn (LRU hash): weir_ct_key of the connection (original direction) -> its HTTP state. */
+struct weir_http_conn {
+	struct weir_http_parser req;
+	struct weir_http_parser resp;
+	__u64 pending_ts[WEIR_HTTP_PENDING]; /* boot ns of requests awaiting their response (FIFO) */
+	__u32 requests;          /* requests parsed on the connection */
+	__u32 responses;         /* responses parsed */
+	__u8 pending_head_flags; /* bit n: pending request n was HEAD */
+	__u8 line_len;           /* captured bytes of the current request line (method SP target), capped */
+	__u8 host_len;           /* captured Host value up to its last non-OWS byte */
+	__u8 host_raw;           /* captured Host bytes, OWS included */
+	__u8 method_len;
+	__u8 version;            /* 0: HTTP/1.0, 1: HTTP/1.1 */
+	__u8 reserved_0[2];
+	__u8 line[WEIR_HTTP_LINE_CAP];
+	__u8 host[WEIR_HTTP_HOST_CAP];
+};
+
+/* L7 record types (Hubble's L7FlowType). */
+#define WEIR_L7_REQUEST  1
+#define WEIR_L7_RESPONSE 2
+
+/* An HTTP request or response (type WEIR_EVENT_L7). The flow part is that of the connection in
+ * the packet's direction; rule_set is the policy rule set of the connection. */
+struct weir_l7_event {
+	struct weir_flow_event flow;
+	__u8 l7_type;            /* WEIR_L7_* */
+	__u8 version;            /* 0: HTTP/1.0, 1: HTTP/1.1 */
+	__u16 status;            /* response status; 403 for a request the datapath answered */
+	__u32 l7_set;
+	__u32 rule;              /* index of the allowing rule in the set, or 0xffffffff */
+	__u32 number;            /* request number on the connection (responses: of their request) */
+	__u64 latency_ns;        /* response: time since the request */
+	__u16 line_len;          /* method SP target, capped at WEIR_HTTP_LINE_CAP */
+	__u16 host_len;
+	__u8 method_len;
+	__u8 reserved_0[3];
+	__u8 line[WEIR_HTTP_LINE_CAP];
+	__u8 host[WEIR_HTTP_HOST_CAP];
 };
 
 #endif /* WEIR_ABI_H */

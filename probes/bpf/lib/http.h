@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * In-kernel HTTP/1.x: a streaming parser for both directions of a connection whose policy entry
+ * carries HTTP rules, and the decision of each request against the rule set's DFA tables
+ * (weir_policy::http builds them; docs/l7.md describes the whole path).
+ *
+ * The parser keeps its state per connection (struct weir_http_conn) and resumes wherever a
+ * segment ended, so a request head split over segments needs no buffering. A packet is parsed on
+ * a per-CPU working copy of that state, which is written back only when the packet is forwarded:
+ * a dropped segment leaves the state as it was, and its retransmission is parsed again.
+ *
+ * The byte loop is a global function, verified once on its own. Every value it carries from one
+ * byte to the next lives in the per-CPU scratch map, so the verifier's states converge at the
+ * loop head and the cost of verification grows with the loop bound, not with the state machine.
+ */
+#ifndef WEIR_HTTP_H
+#define WEIR_HTTP_H
+
+#include "common.h"
+#include "maps.h"
+
+/* Parser phases. */
+#define HP_METHOD        0  /* request line: method (also: between requests) */
+#define HP_TARGET        1
+#define HP_VERSION       2
+#define HP_LINE_LF       3  /* CR of a start or header line seen */
+#define HP_HSTART        4  /* start of a header line or of the final empty line */
+#define HP_NAME          5
+#define HP_VLEAD         6  /* OWS before a value */
+#define HP_VALUE         7
+#define HP_END_LF        8  /* CR of the empty line seen */
+#define HP_BODY          9  /* Content-Length body */
+#define HP_CHUNK_SIZE    10
+#define HP_CHUNK_EXT     11
+#define HP_CHUNK_SIZE_LF 12
+#define HP_CHUNK_DATA    13
+#define HP_CHUNK_DATA_CR 14
+#define HP_CHUNK_DATA_LF 15
+#define HP_TRAILER_START 16
+#define HP_TRAILER_NAME  17
+#define HP_TRAILER_VALUE 18
+#define HP_TRAILER_LF    19
+#define HP_TRAILER_END_LF 20
+#define HP_STATUS        21 /* response status line: "HTTP/1.x NNN" */
+#define HP_STATUS_REST   22 /* reason phrase */
+#define HP_UNTIL_CLOSE   23 /* response body delimited by the connection's end: not followed */
+
+/* Results of one run of the byte loop. */
+#define HTTP_CONSUMED  0 /* every byte of the packet is parsed */
+#define HTTP_HEAD_DONE 1 /* a head completed; sc->off is just past it */
+#define HTTP_INVALID   2 /* sc->reason says why */
+#define HTTP_STEPS     3 /* the step budget of one run is spent: run again */
+#define HTTP_ERROR     4 /* tables missing or the packet unreadable */
+#define HTTP_DENIED    5 /* a request was denied (sc->deny_number, sc->deny_reason) */
+
+/* Why a request could not be policed (weir_policy::http::Invalid). */
+#define HTTP_BAD_MALFORMED   1
+#define HTTP_BAD_TOO_LONG    2
+#define HTTP_BAD_UNSUPPORTED 3
+
+#define HTTP_STEP_BYTES 32 /* bytes (or body runs) one call of weir_http_step handles */
+#define HTTP_RUN_STEPS 16  /* calls of weir_http_step per weir_http_run */
+#define HTTP_BUF 256
+
+struct http_scratch {
+	struct weir_http_conn conn;   /* working copy of the connection's state */
+	__u8 buf[HTTP_BUF];           /* payload bytes at [buf_start, buf_start + buf_len) */
+	__u32 buf_start;
+	__u32 buf_len;
+	__u32 off;                    /* next byte to parse (offset in the packet) */
+	__u32 end;                    /* end of the payload */
+	__u32 set_index;              /* weir_http_sets index of the connection's set */
+	__u32 response;               /* 1: parsing the response direction */
+	__u32 reason;                 /* HTTP_BAD_* when HTTP_INVALID */
+	__u32 l7_set;                 /* the connection's set id (for events) */
+	__u32 allowed_here;           /* requests allowed in this packet */
+	__u32 deny_number;            /* number of the denied request */
+	struct weir_flow_event tmpl;  /* flow part of this packet's L7 events */
+	struct pkt pkt;               /* the packet, for answering a denied request */
+	__u32 dir;                    /* WEIR_DIR_* of the hook */
+	__u32 answer;                 /* 1: answer with a 403, 0: with a RST */
+	__u32 client_seq;
+	__u32 server_seq;
+	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct http_scratch);
+} weir_http_scratch SEC(".maps");
+
+static __always_inline int is_tchar(__u8 c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int is_ctl(__u8 c)
+{
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+static __always_inline __u8 dfa_step(const struct weir_http_dfa *d, __u8 state, __u8 c)
+{
+	__u32 cls = d->classes[c] & (WEIR_DFA_CLASSES - 1);
+
+	return d->trans[(((__u32)state << 6) | cls) & (WEIR_DFA_STATES * WEIR_DFA_CLASSES - 1)];
+}
+
+static __always_inline __u64 dfa_accept(const struct weir_http_dfa *d, __u8 state)
+{
+	return d->accept[state];
+}
+
+static __always_inline int hexval(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "HTTP/1." */
+static __always_inline __u8 version_char(__u32 pos)
+{
+	switch (pos) {
+	case 0: return 'H';
+	case 1: return 'T';
+	case 2: return 'T';
+	case 3: return 'P';
+	case 4: return '/';
+	case 5: return '1';
+	default: return '.';
+	}
+}
+
+/* The end of a header line (at its CR): framing headers, Host, Upgrade and the requirements
+ * the line meets. Returns 0 or HTTP_BAD_*. Global: verified once, on its own. */
+__attribute__((noinline)) int weir_http_line(struct __sk_buff *skb)
+{
+	struct weir_http_parser *ps;
+	struct weir_http_dfa *vd;
+	struct weir_http_set *set;
+	struct http_scratch *sc;
+	__u32 zero = 0, idx, slots, s;
+	__u64 v;
+
+	if (!skb)
+		return HTTP_BAD_MALFORMED;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return HTTP_BAD_MALFORMED;
+	idx = sc->set_index;
+	set = bpf_map_lookup_elem(&weir_http_sets, &idx);
+	idx = idx * 4 + WEIR_DFA_VALUE;
+	vd = bpf_map_lookup_elem(&weir_http_dfa, &idx);
+	if (!set || !vd)
+		return HTTP_BAD_MALFORMED;
+	ps = sc->response ? &sc->conn.resp : &sc->conn.req;
+	v = dfa_accept(vd, ps->value_state);
+	slots = ps->slots;
+
+	if (!(v & WEIR_HTTP_BIT_WELLFORMED))
+		return HTTP_BAD_MALFORMED;
+	if (slots & (1u << WEIR_HTTP_SLOT_CONTENT_LENGTH)) {
+		if (!(v & WEIR_HTTP_BIT_CL_VALUE) || (ps->flags & (WEIR_HP_HAS_CL | WEIR_HP_CHUNKED)) ||
+		    ps->digits == 0xff)
+			return HTTP_BAD_MALFORMED;
+		ps->flags |= WEIR_HP_HAS_CL;
+		ps->remaining = ps->number;
+	}
+	if (slots & (1u << WEIR_HTTP_SLOT_TRANSFER_ENCODING)) {
+		if (ps->flags & (WEIR_HP_HAS_CL | WEIR_HP_CHUNKED))
+			return HTTP_BAD_MALFORMED;
+		if (!(v & WEIR_HTTP_BIT_CHUNKED))
+			return HTTP_BAD_UNSUPPORTED;
+		ps->flags |= WEIR_HP_CHUNKED;
+	}
+	if (sc->response)
+		return 0;
+	if (slots & (1u << WEIR_HTTP_SLOT_HOST)) {
+		if (ps->flags & WEIR_HP_HOST)
+			return HTTP_BAD_MALFORMED;
+		ps->flags |= WEIR_HP_HOST;
+	}
+	if (slots & (1u << WEIR_HTTP_SLOT_UPGRADE))
+		return HTTP_BAD_UNSUPPORTED;
+	/* A name matches at most one slot (slots are distinct names): find it in five steps. */
+	if (slots) {
+		s = 0;
+		if (!(slots & 0xffff)) { s += 16; slots >>= 16; }
+		if (!(slots & 0xff)) { s += 8; slots >>= 8; }
+		if (!(slots & 0xf)) { s += 4; slots >>= 4; }
+		if (!(slots & 0x3)) { s += 2; slots >>= 2; }
+		if (!(slots & 0x1)) { s += 1; }
+		ps->seen |= set->slot_reqs[s & (WEIR_HTTP_MAX_SLOTS - 1)] & v;
+	}
+	return 0;
+}
+
+int weir_http_head(struct __sk_buff *skb);
+
+/* The DFA of `kind` of the scratch's set (looked up where used: keeping four map pointers live
+ * across the loop would spill them to the stack). */
+static __always_inline struct weir_http_dfa *set_dfa(const struct http_scratch *sc, __u32 kind)
+{
+	__u32 idx = sc->set_index * 4 + kind;
+
+	return bpf_map_lookup_elem(&weir_http_dfa, &idx);
+}
+
+/* Parses the packet's payload from sc->off until the payload ends, a request is denied, the input
+ * is invalid or HTTP_STEP_BYTES steps are done. Global: the verifier checks it once, on its own
+ * (its cost grows with the loop bound, so the bound is small and weir_http_run repeats it). */
+__attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
+{
+	struct weir_http_parser *ps;
+	struct weir_http_dfa *d;
+	struct http_scratch *sc;
+	__u32 zero = 0, i;
+	int bad;
+
+	if (!skb)
+		return HTTP_ERROR;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return HTTP_ERROR;
+	ps = sc->response ? &sc->conn.resp : &sc->conn.req;
+
+	for (i = 0; i < HTTP_STEP_BYTES; i++) {
+		__u32 off = sc->off, rel, len;
+		__u8 phase = ps->phase, c;
+		int in_head;
+
+		if (off >= sc->end)
+			return HTTP_CONSUMED;
+
+		/* Bodies are skipped in bulk. */
+		if (phase == HP_BODY || phase == HP_CHUNK_DATA || phase == HP_UNTIL_CLOSE) {
+			__u64 n = sc->end - off;
+
+			if (phase == HP_UNTIL_CLOSE) {
+				sc->off = sc->end;
+				return HTTP_CONSUMED;
+			}
+			if (n > ps->remaining)
+				n = ps->remaining;
+			sc->off = off + (__u32)n;
+			ps->remaining -= n;
+			if (ps->remaining == 0)
+				ps->phase = phase == HP_BODY ? HP_METHOD : HP_CHUNK_DATA_CR;
+			continue;
+		}
+
+		rel = off - sc->buf_start;
+		if (off < sc->buf_start || rel >= sc->buf_len) {
+			len = sc->end - off;
+			if (len > HTTP_BUF)
+				len = HTTP_BUF;
+			if (len < 1)
+				return HTTP_ERROR;
+			if (bpf_skb_load_bytes(skb, off, sc->buf, len) < 0)
+				return HTTP_ERROR;
+			sc->buf_start = off;
+			sc->buf_len = len;
+			rel = 0;
+		}
+		c = sc->buf[rel & (HTTP_BUF - 1)];
+		sc->off = off + 1;
+
+		if (sc->response && phase == HP_METHOD) {
+			/* A new response. */
+			phase = HP_STATUS;
+			ps->phase = HP_STATUS;
+			ps->pos = 0;
+			ps->status = 0;
+			ps->head_len = 0;
+			ps->flags &= WEIR_HP_SYNCED | WEIR_HP_NO_BODY;
+		}
+		in_head = phase <= HP_END_LF || phase == HP_STATUS || phase == HP_STATUS_REST;
+		if (in_head) {
+			if (ps->head_len == 0 && phase == HP_METHOD && !sc->response) {
+				/* A new request. */
+				d = set_dfa(sc, WEIR_DFA_METHOD);
+				if (!d)
+					return HTTP_ERROR;
+				ps->state = d->start;
+				ps->method_mask = 0;
+				ps->path_mask = 0;
+				ps->seen = 0;
+				ps->flags &= WEIR_HP_SYNCED;
+				ps->number = 0;
+				sc->conn.line_len = 0;
+				sc->conn.host_len = 0;
+				sc->conn.host_raw = 0;
+				sc->conn.method_len = 0;
+			}
+			ps->head_len += 1;
+			/* A head may not reach the limit without completing on its last byte. */
+			if (ps->head_len >= WEIR_HTTP_MAX_HEAD && !(phase == HP_END_LF && c == '\n')) {
+				sc->reason = HTTP_BAD_TOO_LONG;
+				return HTTP_INVALID;
+			}
+		}
+		if (!sc->response && phase <= HP_TARGET && (phase == HP_METHOD || c != ' ')) {
+			/* Capture "method SP target" for the flow. */
+			__u8 n = sc->conn.line_len;
+
+			if (n < 255) {
+				sc->conn.line[n] = c;
+				sc->conn.line_len = n + 1;
+			}
+		}
+
+		/* Read phase and byte afresh: the tests above narrowed the old values, and the
+		 * verifier would follow each narrowing separately through the switch below. */
+		phase = *(volatile __u8 *)&ps->phase;
+		c = *(volatile __u8 *)&sc->buf[rel & (HTTP_BUF - 1)];
+		bad = 0;
+		switch (phase) {
+		case HP_METHOD:
+			d = set_dfa(sc, WEIR_DFA_METHOD);
+			if (!d)
+				return HTTP_ERROR;
+			if (c == ' ') {
+				__u64 m = dfa_accept(d, ps->state);
+
+				if (!(m & WEIR_HTTP_BIT_WELLFORMED)) {
+					bad = HTTP_BAD_MALFORMED;
+					break;
+				}
+				ps->method_mask = m;
+				sc->conn.method_len = sc->conn.line_len;
+				if (sc->conn.line_len == 7 && sc->conn.line[0] == 'C' && sc->conn.line[1] == 'O' &&
+				    sc->conn.line[2] == 'N' && sc->conn.line[3] == 'N' && sc->conn.line[4] == 'E' &&
+				    sc->conn.line[5] == 'C' && sc->conn.line[6] == 'T') {
+					bad = HTTP_BAD_UNSUPPORTED;
+					break;
+				}
+				d = set_dfa(sc, WEIR_DFA_PATH);
+				if (!d)
+					return HTTP_ERROR;
+				ps->state = d->start;
+				ps->phase = HP_TARGET;
+			} else {
+				ps->state = dfa_step(d, ps->state, c);
+			}
+			break;
+		case HP_TARGET:
+			d = set_dfa(sc, WEIR_DFA_PATH);
+			if (!d)
+				return HTTP_ERROR;
+			if (c == ' ') {
+				__u64 m = dfa_accept(d, ps->state);
+
+				if (!(m & WEIR_HTTP_BIT_WELLFORMED)) {
+					bad = HTTP_BAD_MALFORMED;
+					break;
+				}
+				ps->path_mask = m;
+				ps->phase = HP_VERSION;
+				ps->pos = 0;
+			} else {
+				ps->state = dfa_step(d, ps->state, c);
+			}
+			break;
+		case HP_VERSION:
+			if (ps->pos < 7) {
+				if (ps->pos == 5 && c == '2') {
+					/* HTTP/2 (the h2c preface): not HTTP/1.x. */
+					bad = HTTP_BAD_UNSUPPORTED;
+					break;
+				}
+				if (c != version_char(ps->pos))
+					bad = HTTP_BAD_MALFORMED;
+			} else if (ps->pos == 7) {
+				if (c != '0' && c != '1')
+					bad = HTTP_BAD_MALFORMED;
+				sc->conn.version = c - '0';
+			} else if (c == '\r') {
+				ps->phase = HP_LINE_LF;
+			} else {
+				bad = HTTP_BAD_MALFORMED;
+			}
+			ps->pos += 1;
+			break;
+		case HP_LINE_LF:
+			if (c != '\n')
+				bad = HTTP_BAD_MALFORMED;
+			ps->phase = HP_HSTART;
+			break;
+		case HP_HSTART:
+			if (c == '\r') {
+				ps->phase = HP_END_LF;
+				break;
+			}
+			if (c == ':') {
+				bad = HTTP_BAD_MALFORMED;
+				break;
+			}
+			d = set_dfa(sc, WEIR_DFA_NAME);
+			if (!d)
+				return HTTP_ERROR;
+			ps->state = dfa_step(d, d->start, c);
+			ps->phase = HP_NAME;
+			break;
+		case HP_NAME:
+			d = set_dfa(sc, WEIR_DFA_NAME);
+			if (!d)
+				return HTTP_ERROR;
+			if (c == ':') {
+				__u64 n = dfa_accept(d, ps->state);
+
+				if (!(n & WEIR_HTTP_BIT_WELLFORMED)) {
+					bad = HTTP_BAD_MALFORMED;
+					break;
+				}
+				ps->slots = (__u32)n;
+				d = set_dfa(sc, WEIR_DFA_VALUE);
+				if (!d)
+					return HTTP_ERROR;
+				ps->state = d->start;
+				ps->value_state = d->start;
+				ps->number = 0;
+				ps->digits = 0;
+				ps->phase = HP_VLEAD;
+			} else if (c == '\r' || c == '\n') {
+				bad = HTTP_BAD_MALFORMED;
+			} else {
+				ps->state = dfa_step(d, ps->state, c);
+			}
+			break;
+		case HP_VLEAD:
+		case HP_VALUE:
+			if (c == '\r') {
+				bad = weir_http_line(skb);
+				ps->phase = HP_LINE_LF;
+				break;
+			}
+			if (c == '\n') {
+				bad = HTTP_BAD_MALFORMED;
+				break;
+			}
+			if (phase == HP_VLEAD && (c == ' ' || c == '\t'))
+				break;
+			ps->phase = HP_VALUE;
+			d = set_dfa(sc, WEIR_DFA_VALUE);
+			if (!d)
+				return HTTP_ERROR;
+			ps->state = dfa_step(d, ps->state, c);
+			if (c != ' ' && c != '\t')
+				ps->value_state = ps->state;
+			if (c >= '0' && c <= '9' && ps->digits != 0xff) {
+				ps->number = ps->number * 10 + (c - '0');
+				if (ps->number > 0xffffffffULL)
+					ps->digits = 0xff;
+			}
+			if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST))) {
+				__u8 n = sc->conn.host_raw;
+
+				if (n < WEIR_HTTP_HOST_CAP) {
+					sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
+					sc->conn.host_raw = n + 1;
+					if (c != ' ' && c != '\t')
+						sc->conn.host_len = n + 1;
+				}
+			}
+			break;
+		case HP_END_LF:
+			if (c != '\n') {
+				bad = HTTP_BAD_MALFORMED;
+				break;
+			}
+			ps->head_len = 0;
+			ps->phase = HP_METHOD;
+			return HTTP_HEAD_DONE;
+		case HP_CHUNK_SIZE: {
+			int h = hexval(c);
+
+			if (h >= 0) {
+				if (ps->digits >= 8) {
+					bad = HTTP_BAD_MALFORMED;
+					break;
+				}
+				ps->number = (ps->number << 4) | (__u64)h;
+				ps->digits += 1;
+			} else if (ps->digits == 0) {
+				bad = HTTP_BAD_MALFORMED;
+			} else if (c == ';') {
+				ps->phase = HP_CHUNK_EXT;
+			} else if (c == '\r') {
+				ps->phase = HP_CHUNK_SIZE_LF;
+			} else {
+				bad = HTTP_BAD_MALFORMED;
+			}
+			break;
+		}
+		case HP_CHUNK_EXT:
+			if (c == '\r')
+				ps->phase = HP_CHUNK_SIZE_LF;
+			else if (is_ctl(c))
+				bad = HTTP_BAD_MALFORMED;
+			break;
+		case HP_CHUNK_SIZE_LF:
+			if (c != '\n') {
+				bad = HTTP_BAD_MALFORMED;
+				break;
+			}
+			if (ps->number == 0) {
+				ps->phase = HP_TRAILER_START;
+			} else {
+				ps->remaining = ps->number;
+				ps->phase = HP_CHUNK_DATA;
+			}
+			break;
+		case HP_CHUNK_DATA_CR:
+			if (c != '\r')
+				bad = HTTP_BAD_MALFORMED;
+			ps->phase = HP_CHUNK_DATA_LF;
+			break;
+		case HP_CHUNK_DATA_LF:
+			if (c != '\n')
+				bad = HTTP_BAD_MALFORMED;
+			ps->phase = HP_CHUNK_SIZE;
+			ps->number = 0;
+			ps->digits = 0;
+			break;
+		case HP_TRAILER_START:
+			if (c == '\r') {
+				ps->phase = HP_TRAILER_END_LF;
+				break;
+			}
+			if (!is_tchar(c)) {
+				bad = HTTP_BAD_MALFORMED;
+				break;
+			}
+			ps->phase = HP_TRAILER_NAME;
+			break;
+		case HP_TRAILER_NAME:
+			if (c == ':')
+				ps->phase = HP_TRAILER_VALUE;
+			else if (!is_tchar(c))
+				bad = HTTP_BAD_MALFORMED;
+			break;
+		case HP_TRAILER_VALUE:
+			if (c == '\r')
+				ps->phase = HP_TRAILER_LF;
+			else if (is_ctl(c))
+				bad = HTTP_BAD_MALFORMED;
+			break;
+		case HP_TRAILER_LF:
+			if (c != '\n')
+				bad = HTTP_BAD_MALFORMED;
+			ps->phase = HP_TRAILER_START;
+			break;
+		case HP_TRAILER_END_LF:
+			if (c != '\n')
+				bad = HTTP_BAD_MALFORMED;
+			ps->phase = HP_METHOD;
+			break;
+		case HP_STATUS:
+			/* "HTTP/1.x NNN" */
+			if (ps->pos < 7) {
+				if (c != version_char(ps->pos))
+					bad = HTTP_BAD_MALFORMED;
+			} else if (ps->pos == 7) {
+				if (c != '0' && c != '1')
+					bad = HTTP_BAD_MALFORMED;
+			} else if (ps->pos == 8) {
+				if (c != ' ')
+					bad = HTTP_BAD_MALFORMED;
+			} else if (ps->pos < 12) {
+				if (c < '0' || c > '9')
+					bad = HTTP_BAD_MALFORMED;
+				ps->status = ps->status * 10 + (c - '0');
+				if (ps->pos == 11)
+					ps->phase = HP_STATUS_REST;
+			}
+			ps->pos += 1;
+			break;
+		case HP_STATUS_REST:
+			if (c == '\r')
+				ps->phase = HP_LINE_LF;
+			else if (c == '\n')
+				bad = HTTP_BAD_MALFORMED;
+			break;
+		default:
+			bad = HTTP_BAD_MALFORMED;
+			break;
+		}
+
+		if (bad) {
+			sc->reason = bad;
+			return HTTP_INVALID;
+		}
+	}
+	return HTTP_STEPS;
+}
+
+/* Up to HTTP_STEP_BYTES * HTTP_RUN_STEPS steps. */
+__attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
+{
+	int i, r = HTTP_STEPS;
+
+	if (!skb)
+		return HTTP_ERROR;
+	for (i = 0; i < HTTP_RUN_STEPS; i++) {
+		r = weir_http_step(skb);
+		if (r == HTTP_HEAD_DONE) {
+			/* Called from here, not from the byte loop: the stack of the call chain stays
+			 * within the verifier's 512 bytes. */
+			if (weir_http_head(skb))
+				return HTTP_DENIED;
+			r = HTTP_STEPS;
+			continue;
+		}
+		if (r != HTTP_STEPS)
+			break;
+	}
+	return r;
+}
+
+#endif /* WEIR_HTTP_H */

@@ -1,0 +1,600 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * HTTP policy on a tracked connection: runs the parser (http.h) over each data segment,
+ * decides every complete request head against the connection's rule set, reports requests and
+ * responses as L7 events, and answers a denied request itself: the client receives
+ * "403 Forbidden" with "Connection: close" and a FIN, the server a RST, so neither side keeps a
+ * half-open connection and the client has nothing to retransmit.
+ */
+#ifndef WEIR_HTTP_POLICY_H
+#define WEIR_HTTP_POLICY_H
+
+#include "common.h"
+#include "conntrack.h"
+#include "events.h"
+#include "http.h"
+#include "maps.h"
+
+/* Most heads (pipelined requests) one segment may complete. */
+#define HTTP_MAX_RUNS 16
+
+const volatile struct weir_l7_event weir_l7_event_layout = { .flow = { .version = WEIR_EVENT_VERSION } };
+
+static __always_inline __u32 lowest_bit(__u64 x)
+{
+	__u32 n = 0;
+
+	if (!(x & 0xffffffffULL)) { n += 32; x >>= 32; }
+	if (!(x & 0xffff)) { n += 16; x >>= 16; }
+	if (!(x & 0xff)) { n += 8; x >>= 8; }
+	if (!(x & 0xf)) { n += 4; x >>= 4; }
+	if (!(x & 0x3)) { n += 2; x >>= 2; }
+	if (!(x & 0x1)) { n += 1; }
+	return n;
+}
+
+/* The rules of the set that allow the request whose head just completed. */
+static __always_inline __u64 http_allowed(const struct http_scratch *sc)
+{
+	const struct weir_http_parser *ps = &sc->conn.req;
+	struct weir_http_set *set;
+	__u32 idx = sc->set_index;
+	__u64 failed = 0, seen = ps->seen;
+	int k;
+
+	set = bpf_map_lookup_elem(&weir_http_sets, &idx);
+	if (!set)
+		return 0;
+	for (k = 0; k < WEIR_HTTP_MAX_REQS; k++)
+		failed |= set->needs[k] & (((seen >> k) & 1) - 1);
+	return ps->method_mask & ps->path_mask & set->rule_bits & ~failed;
+}
+
+/* Reports a request or response; the flow part comes from the packet's template. */
+static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type, __u8 verdict, __u16 drop_reason,
+				    __u32 rule, __u32 number, __u16 status, __u64 latency)
+{
+	struct weir_l7_event *ev;
+
+	ev = bpf_ringbuf_reserve(&weir_events, sizeof(*ev), 0);
+	if (!ev) {
+		count_lost();
+		return;
+	}
+	__builtin_memcpy(&ev->flow, &sc->tmpl, sizeof(ev->flow));
+	ev->flow.verdict = verdict;
+	ev->flow.drop_reason = drop_reason;
+	ev->flow.ts_boot_ns = bpf_ktime_get_boot_ns();
+	ev->l7_type = l7_type;
+	ev->version = sc->conn.version;
+	ev->status = status;
+	ev->l7_set = sc->l7_set;
+	ev->rule = rule;
+	ev->number = number;
+	ev->latency_ns = latency;
+	ev->method_len = sc->conn.method_len;
+	__builtin_memset(ev->reserved_0, 0, sizeof(ev->reserved_0));
+	if (l7_type == WEIR_L7_REQUEST) {
+		ev->line_len = sc->conn.line_len;
+		ev->host_len = sc->conn.host_len;
+		__builtin_memcpy(ev->line, sc->conn.line, sizeof(ev->line));
+		__builtin_memcpy(ev->host, sc->conn.host, sizeof(ev->host));
+	} else {
+		ev->line_len = 0;
+		ev->host_len = 0;
+		__builtin_memset(ev->line, 0, sizeof(ev->line));
+		__builtin_memset(ev->host, 0, sizeof(ev->host));
+	}
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void fill_template(struct http_scratch *sc, const struct pkt *p, const struct verdict_ctx *v)
+{
+	struct weir_flow_event *t = &sc->tmpl;
+
+	t->type = WEIR_EVENT_L7;
+	t->version = WEIR_EVENT_VERSION;
+	t->obs_point = v->obs_point;
+	t->flags = (p->family == 6 ? WEIR_EVF_IPV6 : 0) | (v->reply ? WEIR_EVF_REPLY : 0);
+	t->direction = v->direction;
+	t->trace_reason = 0;
+	t->match_type = v->match_type;
+	t->protocol = p->protocol;
+	t->tcp_flags = p->tcp_flags;
+	t->icmp_type = 0;
+	t->icmp_code = 0;
+	t->verdict = 0;
+	t->drop_reason = 0;
+	t->reserved_0 = 0;
+	t->ifindex = v->ifindex;
+	t->ep_id = v->ep_id;
+	t->src_identity = v->src_identity;
+	t->dst_identity = v->dst_identity;
+	t->rule_set = v->rule_set;
+	t->count = 1;
+	t->pkt_len = p->len;
+	t->reserved_1 = 0;
+	t->ts_boot_ns = 0;
+	copy_addr(t->saddr, p->saddr);
+	copy_addr(t->daddr, p->daddr);
+	t->sport = p->sport;
+	t->dport = p->dport;
+	t->l7_ref = 0;
+}
+
+/* ---- Answering a denied request ---------------------------------------------------------- */
+
+#define HTTP_403_LEN 106
+#define HTTP_403_BUF 108 /* padded to a multiple of 4 for the checksum */
+
+static const char http_403[HTTP_403_BUF] =
+	"HTTP/1.1 403 Forbidden\r\n"
+	"content-length: 15\r\n"
+	"content-type: text/plain\r\n"
+	"connection: close\r\n"
+	"\r\n"
+	"Access denied\r\n";
+
+static __always_inline __u16 csum_fold32(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+struct pseudo4 {
+	__u32 saddr;
+	__u32 daddr;
+	__u8 zero;
+	__u8 proto;
+	__u16 len;
+};
+
+struct pseudo6 {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u32 len;
+	__u8 zero[3];
+	__u8 next;
+};
+
+struct tcp20 {
+	__u16 sport;
+	__u16 dport;
+	__u32 seq;
+	__u32 ack;
+	__u8 doff;
+	__u8 flags;
+	__u16 window;
+	__u16 check;
+	__u16 urg;
+};
+
+/* Working memory of an answer (per-CPU, not the stack). */
+struct http_answer_buf {
+	struct iphdr ip;
+	struct ipv6hdr ip6;
+	struct tcp20 th;
+	struct pseudo4 ph4;
+	struct pseudo6 ph6;
+	__u8 macs[12];
+	__u8 swapped[12];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct http_answer_buf);
+} weir_http_answer_buf SEC(".maps");
+
+/* Ones'-complement sum of the pseudo header (not folded). */
+static __always_inline __u32 pseudo_sum(const struct pkt *p, const __u32 *saddr, const __u32 *daddr, __u16 l4len,
+				       struct http_answer_buf *w)
+{
+	if (p->family == 4) {
+		struct pseudo4 *ph = &w->ph4;
+
+		ph->saddr = saddr[0];
+		ph->daddr = daddr[0];
+		ph->zero = 0;
+		ph->proto = IPPROTO_TCP;
+		ph->len = bpf_htons(l4len);
+		return (__u32)bpf_csum_diff(0, 0, (__be32 *)ph, sizeof(*ph), 0);
+	} else {
+		struct pseudo6 *ph = &w->ph6;
+
+		__builtin_memcpy(ph->saddr, saddr, 16);
+		__builtin_memcpy(ph->daddr, daddr, 16);
+		ph->len = bpf_htonl(l4len);
+		ph->zero[0] = 0;
+		ph->zero[1] = 0;
+		ph->zero[2] = 0;
+		ph->next = IPPROTO_TCP;
+		return (__u32)bpf_csum_diff(0, 0, (__be32 *)ph, sizeof(*ph), 0);
+	}
+}
+
+
+
+/* Rewrites the packet into a TCP segment of `plen` bytes of `payload` (NULL: none) from
+ * `saddr`:`sport` to `daddr`:`dport`, with a 20-byte TCP header. `partial`: the packet's
+ * checksum is completed later (CHECKSUM_PARTIAL): write the pseudo-header seed only. */
+static __always_inline int rewrite_segment(struct __sk_buff *skb, const struct pkt *p, int swap, __u32 seq, __u32 ack,
+					   __u8 flags, const char *payload, __u32 plen, int partial, int swap_l2,
+					   struct http_answer_buf *w)
+{
+	const __u32 *saddr = swap ? p->daddr : p->saddr;
+	const __u32 *daddr = swap ? p->saddr : p->daddr;
+	__u16 l4off = p->l4_off;
+	__u16 l4len = sizeof(struct tcp20) + plen;
+	struct tcp20 *th = &w->th;
+	__u32 sum;
+
+	th->sport = bpf_htons(swap ? p->dport : p->sport);
+	th->dport = bpf_htons(swap ? p->sport : p->dport);
+	th->seq = bpf_htonl(seq);
+	th->ack = bpf_htonl(ack);
+	th->doff = 5 << 4;
+	th->flags = flags;
+	th->window = bpf_htons(0xffff);
+	th->check = 0;
+	th->urg = 0;
+
+	if (bpf_skb_change_tail(skb, l4off + l4len, 0) < 0)
+		return -1;
+
+	/* Ethernet: back where the frame came from (or, the second time, as it was). */
+	if (swap_l2) {
+		if (bpf_skb_load_bytes(skb, 0, w->macs, 12) < 0)
+			return -1;
+		__builtin_memcpy(w->swapped, w->macs + 6, 6);
+		__builtin_memcpy(w->swapped + 6, w->macs, 6);
+		if (bpf_skb_store_bytes(skb, 0, w->swapped, 12, 0) < 0)
+			return -1;
+	}
+
+	if (p->family == 4) {
+		struct iphdr *ip = &w->ip;
+
+		if (l4off != sizeof(struct ethhdr) + sizeof(struct iphdr))
+			return -1;
+		if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr), ip, sizeof(*ip)) < 0)
+			return -1;
+		ip->tot_len = bpf_htons(sizeof(struct iphdr) + l4len);
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000);
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->saddr = saddr[0];
+		ip->daddr = daddr[0];
+		ip->check = 0;
+		ip->check = ~csum_fold32((__u32)bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+		if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), ip, sizeof(*ip), 0) < 0)
+			return -1;
+	} else {
+		struct ipv6hdr *ip6 = &w->ip6;
+
+		if (l4off != sizeof(struct ethhdr) + sizeof(struct ipv6hdr))
+			return -1;
+		if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr), ip6, sizeof(*ip6)) < 0)
+			return -1;
+		ip6->payload_len = bpf_htons(l4len);
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, saddr, 16);
+		__builtin_memcpy(&ip6->daddr, daddr, 16);
+		if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), ip6, sizeof(*ip6), 0) < 0)
+			return -1;
+	}
+
+	sum = pseudo_sum(p, saddr, daddr, l4len, w);
+	if (partial) {
+		th->check = csum_fold32(sum);
+	} else {
+		sum = (__u32)bpf_csum_diff(0, 0, (__be32 *)th, sizeof(*th), sum);
+		if (payload)
+			sum = (__u32)bpf_csum_diff(0, 0, (__be32 *)payload, HTTP_403_BUF, sum);
+		th->check = ~csum_fold32(sum);
+	}
+	if (bpf_skb_store_bytes(skb, l4off, th, sizeof(*th), 0) < 0)
+		return -1;
+	if (payload && plen && bpf_skb_store_bytes(skb, l4off + sizeof(*th), payload, HTTP_403_LEN, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* Whether the packet's TCP checksum field holds only the pseudo-header seed (CHECKSUM_PARTIAL:
+ * the sender's stack or device completes it), as Linux writes it for local senders. */
+static __always_inline int checksum_partial(struct __sk_buff *skb, const struct pkt *p, struct http_answer_buf *w)
+{
+	__u16 check;
+
+	if (bpf_skb_load_bytes(skb, p->l4_off + 16, &check, 2) < 0)
+		return 0;
+	return check == csum_fold32(pseudo_sum(p, p->saddr, p->daddr, p->l3_end - p->l4_off, w));
+}
+
+/* Answers a denied request (sc->pkt): sc->answer (1) sends the client the 403 and a FIN, else
+ * a RST; the packet itself becomes a RST to the server. sc->client_seq is the server's next
+ * sequence number as the client expects it, sc->server_seq the first byte of the client's data
+ * the server has not received. The packet is then passed on (it is now that RST). Global: its
+ * stack is its own, not added to the parser's. */
+__attribute__((noinline)) int weir_http_answer(struct __sk_buff *skb)
+{
+	struct http_answer_buf *w;
+	struct http_scratch *sc;
+	const struct pkt *p;
+	__u32 zero = 0, ifindex, client_seq, server_seq;
+	int partial, ret, answer;
+	__u8 dir;
+
+	if (!skb)
+		return TC_ACT_SHOT;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	w = bpf_map_lookup_elem(&weir_http_answer_buf, &zero);
+	if (!sc || !w)
+		return TC_ACT_SHOT;
+	p = &sc->pkt;
+	dir = sc->dir;
+	answer = sc->answer;
+	client_seq = sc->client_seq;
+	server_seq = sc->server_seq;
+	partial = checksum_partial(skb, p, w);
+	ifindex = skb->ifindex;
+
+	if (answer)
+		ret = rewrite_segment(skb, p, 1, client_seq, p->seq + p->payload_len, TCP_FIN | TCP_ACK | 0x08,
+				      http_403, HTTP_403_LEN, partial, 1, w);
+	else
+		ret = rewrite_segment(skb, p, 1, client_seq, p->seq + p->payload_len, TCP_RST | TCP_ACK, 0, 0,
+				      partial, 1, w);
+	if (ret < 0)
+		return TC_ACT_SHOT;
+	/* At the server's hook the answer enters the node as if the server had sent it; at the
+	 * client's hook it leaves towards the client. */
+	bpf_clone_redirect(skb, ifindex, dir == WEIR_DIR_INGRESS ? BPF_F_INGRESS : 0);
+
+	if (rewrite_segment(skb, p, 0, server_seq, p->ack, TCP_RST | TCP_ACK, 0, 0, partial, 1, w) < 0)
+		return TC_ACT_SHOT;
+	return TC_ACT_OK;
+}
+
+/* ---- Per packet ---------------------------------------------------------------------------- */
+
+static __always_inline int is_head_request(const struct http_scratch *sc)
+{
+	return sc->conn.method_len == 4 && sc->conn.line[0] == 'H' && sc->conn.line[1] == 'E' &&
+	       sc->conn.line[2] == 'A' && sc->conn.line[3] == 'D';
+}
+
+/* A request head completed: how its body is framed. */
+static __always_inline void body_phase(struct weir_http_parser *ps)
+{
+	if (ps->flags & WEIR_HP_CHUNKED) {
+		ps->phase = HP_CHUNK_SIZE;
+		ps->number = 0;
+		ps->digits = 0;
+	} else if ((ps->flags & WEIR_HP_HAS_CL) && ps->remaining) {
+		ps->phase = HP_BODY;
+	} else {
+		ps->phase = HP_METHOD;
+	}
+}
+
+/* The denied request is answered with a 403 only when the client expects nothing else from the
+ * server before it: no earlier request awaits its response. Otherwise both sides get a RST. */
+static __always_inline int http_deny(struct __sk_buff *skb, const struct pkt *p, __u8 dir, struct http_scratch *sc,
+				     struct weir_ct_entry *e, __u32 number, __u32 first_seq, __u32 allowed_here)
+{
+	const struct weir_http_parser *resp = &sc->conn.resp;
+	__u32 client_seq = p->ack;
+	int answer = number == sc->conn.responses && allowed_here == 0;
+
+	if ((resp->flags & WEIR_HP_SYNCED) && !(resp->flags & WEIR_HP_LOST) &&
+	    (__s32)(resp->next_seq - p->ack) > 0)
+		client_seq = resp->next_seq;
+	e->l7_flags |= WEIR_CT_L7_DENIED;
+	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
+	sc->dir = dir;
+	sc->answer = answer;
+	sc->client_seq = client_seq;
+	sc->server_seq = first_seq;
+	return weir_http_answer(skb);
+}
+
+/* Fills the endpoint and identities of an L7 event on a tracked connection. */
+static __always_inline void l7_parties(struct verdict_ctx *v, const struct weir_ct_entry *e, __u8 dir, int reply)
+{
+	struct weir_endpoint *ep;
+	__u32 ifindex = v->ifindex;
+	__u8 slot = e->policy_gen & 1;
+
+	v->rule_set = e->rule_set;
+	v->match_type = e->match_type;
+	v->obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
+	if (reply) {
+		v->direction = opposite(dir);
+		v->reply = 1;
+	}
+	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+	if (!ep)
+		return;
+	v->ep_id = ep->ep_id;
+	/* Source and destination of the packet. */
+	if (dir == WEIR_DIR_EGRESS) {
+		v->src_identity = ep->slot[slot].identity;
+		v->dst_identity = e->remote_identity;
+	} else {
+		v->src_identity = e->remote_identity;
+		v->dst_identity = ep->slot[slot].identity;
+	}
+}
+
+/* A request or response head completed (called by the byte loop, global: verified once).
+ * Decides a request and reports it; reports a response. Returns 1 when the request is denied. */
+__attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
+{
+	struct http_scratch *sc;
+	struct weir_http_parser *ps;
+	__u32 zero = 0, number, idx;
+
+	if (!skb)
+		return 1;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return 1;
+	if (!sc->response) {
+		__u64 allowed = http_allowed(sc);
+		__u64 now = bpf_ktime_get_boot_ns();
+
+		ps = &sc->conn.req;
+		number = sc->conn.requests;
+		idx = number & (WEIR_HTTP_PENDING - 1);
+		sc->conn.requests = number + 1;
+		sc->conn.pending_ts[idx] = now;
+		if (is_head_request(sc))
+			sc->conn.pending_head_flags |= 1 << idx;
+		else
+			sc->conn.pending_head_flags &= ~(1 << idx);
+		if (!allowed) {
+			sc->deny_number = number;
+			emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, WEIR_DROP_POLICY_DENIED, 0xffffffff, number, 0, 0);
+			return 1;
+		}
+		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_ALLOWED, 0, lowest_bit(allowed), number, 0, 0);
+		sc->allowed_here += 1;
+		body_phase(ps);
+		return 0;
+	}
+
+	ps = &sc->conn.resp;
+	number = sc->conn.responses;
+	idx = number & (WEIR_HTTP_PENDING - 1);
+	{
+		__u16 status = ps->status;
+		int no_body = 1;
+
+		if (status >= 200) {
+			__u64 latency = 0;
+
+			if (number < sc->conn.requests)
+				latency = bpf_ktime_get_boot_ns() - sc->conn.pending_ts[idx];
+			emit_l7(sc, WEIR_L7_RESPONSE, WEIR_VERDICT_ALLOWED, 0, 0xffffffff, number, status, latency);
+			sc->conn.responses = number + 1;
+			no_body = ((sc->conn.pending_head_flags >> idx) & 1) || status == 204 || status == 304;
+		}
+		if (no_body)
+			ps->phase = HP_METHOD;
+		else if (ps->flags & (WEIR_HP_CHUNKED | WEIR_HP_HAS_CL))
+			body_phase(ps);
+		else
+			ps->phase = HP_UNTIL_CLOSE;
+	}
+	return 0;
+}
+
+/* A TCP packet of a connection with HTTP rules, in its original (`reply` 0: requests) or reply
+ * direction (responses). `key` is the connection's CT key. Returns the TC action. */
+static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, struct verdict_ctx *v,
+				       struct weir_ct_entry *e, const struct weir_ct_key *key, __u8 dir, int reply)
+{
+	struct weir_http_conn *stored;
+	struct weir_http_parser *ps;
+	struct http_scratch *sc;
+	__u32 zero = 0, runs, skip = 0, first_seq, l7_set = e->l7_set;
+	__u8 slot = e->policy_gen & 1;
+	__s32 diff;
+	int r = HTTP_ERROR;
+
+	if (p->protocol != IPPROTO_TCP)
+		return TC_ACT_OK;
+	if (p->fragment)
+		return reply ? TC_ACT_OK : TC_ACT_SHOT; /* a fragmented request cannot be read */
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return reply ? TC_ACT_OK : TC_ACT_SHOT;
+	stored = bpf_map_lookup_elem(&weir_http_conn, key);
+	if (stored)
+		__builtin_memcpy(&sc->conn, stored, sizeof(sc->conn));
+	else
+		__builtin_memset(&sc->conn, 0, sizeof(sc->conn));
+	ps = reply ? &sc->conn.resp : &sc->conn.req;
+
+	if (p->tcp_flags & TCP_SYN) {
+		ps->next_seq = p->seq + 1;
+		ps->flags |= WEIR_HP_SYNCED;
+		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		return TC_ACT_OK;
+	}
+	if (p->payload_len == 0)
+		return TC_ACT_OK;
+	if (!reply && (e->l7_flags & WEIR_CT_L7_DENIED))
+		return TC_ACT_SHOT;
+	if (reply && (ps->flags & WEIR_HP_LOST))
+		return TC_ACT_OK;
+	if (!(ps->flags & WEIR_HP_SYNCED)) {
+		/* Tracking starts mid-connection: the next request starts here. */
+		ps->next_seq = p->seq;
+		ps->flags |= WEIR_HP_SYNCED;
+	}
+	diff = (__s32)(p->seq - ps->next_seq);
+	if (diff > 0) {
+		/* Bytes are missing before this segment: a request is parsed in order, so wait for the
+		 * retransmission of what is missing. A response gap ends response tracking. */
+		if (!reply)
+			return TC_ACT_SHOT;
+		ps->flags |= WEIR_HP_LOST;
+		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		return TC_ACT_OK;
+	}
+	if (diff < 0) {
+		skip = (__u32)(-diff);
+		if (skip >= p->payload_len)
+			return TC_ACT_OK; /* a retransmission of bytes already parsed */
+	}
+	first_seq = ps->next_seq;
+	sc->off = p->payload_off + skip;
+	sc->end = p->payload_off + p->payload_len;
+	sc->buf_start = 0;
+	sc->buf_len = 0;
+	sc->set_index = (__u32)slot * WEIR_HTTP_MAX_SETS + (l7_set & (WEIR_HTTP_MAX_SETS - 1));
+	sc->response = reply;
+	sc->l7_set = l7_set;
+	sc->allowed_here = 0;
+	l7_parties(v, e, dir, reply);
+	fill_template(sc, p, v);
+
+	for (runs = 0; runs < HTTP_MAX_RUNS; runs++) {
+		r = weir_http_run(skb);
+		if (r != HTTP_STEPS)
+			break;
+	}
+
+	if (r == HTTP_CONSUMED) {
+		ps->next_seq = p->seq + p->payload_len;
+		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		return TC_ACT_OK;
+	}
+	if (reply) {
+		/* Responses are only observed: stop following this connection's. */
+		ps->flags |= WEIR_HP_LOST;
+		ps->next_seq = p->seq + p->payload_len;
+		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		return TC_ACT_OK;
+	}
+	if (r != HTTP_DENIED) {
+		/* The request cannot be read (or the budget is spent): fail closed. */
+		__u32 number = sc->conn.requests;
+		__u16 reason = r == HTTP_INVALID && sc->reason == HTTP_BAD_UNSUPPORTED ? WEIR_DROP_PROXY_UNSUPPORTED
+										      : WEIR_DROP_INVALID_PACKET;
+
+		sc->conn.requests = number + 1;
+		sc->deny_number = number;
+		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, 0, 0);
+	}
+	bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq, sc->allowed_here);
+}
+
+#endif /* WEIR_HTTP_POLICY_H */
