@@ -37,25 +37,8 @@ static __always_inline int drop(const struct pkt *p, struct verdict_ctx *v, __u1
 static __always_inline void trace_tracked(const struct pkt *p, struct verdict_ctx *v, const struct weir_ct_entry *e,
 					  __u8 dir, __u8 slot, __u32 count)
 {
-	struct weir_endpoint *ep;
-	__u32 ifindex = v->ifindex;
-
-	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
-	if (!ep)
-		return;
-	v->ep_id = ep->ep_id;
-	v->rule_set = e->rule_set;
-	v->match_type = e->match_type;
-	v->audit = (e->flags & WEIR_CT_AUDIT) != 0;
-	v->obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
-	if (dir == WEIR_DIR_EGRESS) {
-		v->src_identity = ep->slot[slot].identity;
-		v->dst_identity = e->remote_identity;
-	} else {
-		v->src_identity = e->remote_identity;
-		v->dst_identity = ep->slot[slot].identity;
-	}
-	emit_event(p, v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, count);
+	if (tracked_parties(v, e, dir, slot))
+		emit_event(p, v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, count);
 }
 
 /* Connection tracking first: established packets, replies and related ICMP errors of

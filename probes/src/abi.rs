@@ -346,7 +346,6 @@ pub const HP_HAS_CL: u8 = 0x02;
 pub const HP_CHUNKED: u8 = 0x04;
 pub const HP_HOST: u8 = 0x08;
 pub const HP_LOST: u8 = 0x10;
-pub const HP_NO_BODY: u8 = 0x20;
 pub const L7_REQUEST: u8 = 1;
 pub const L7_RESPONSE: u8 = 2;
 /// `weir_l7_event.rule` when no rule allowed the request.

@@ -77,6 +77,31 @@ static __always_inline int ct_closing(const struct weir_ct_entry *e)
 	return e->flags & (WEIR_CT_CLOSING_FWD | WEIR_CT_CLOSING_REV | WEIR_CT_RST);
 }
 
+/* The endpoint and the packet's source and destination identities of a tracked connection, for
+ * its events. Returns 0 when the interface has no endpoint. */
+static __always_inline int tracked_parties(struct verdict_ctx *v, const struct weir_ct_entry *e, __u8 dir, __u8 slot)
+{
+	struct weir_endpoint *ep;
+	__u32 ifindex = v->ifindex;
+
+	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+	if (!ep)
+		return 0;
+	v->ep_id = ep->ep_id;
+	v->rule_set = e->rule_set;
+	v->match_type = e->match_type;
+	v->audit = (e->flags & WEIR_CT_AUDIT) != 0;
+	v->obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
+	if (dir == WEIR_DIR_EGRESS) {
+		v->src_identity = ep->slot[slot & 1].identity;
+		v->dst_identity = e->remote_identity;
+	} else {
+		v->src_identity = e->remote_identity;
+		v->dst_identity = ep->slot[slot & 1].identity;
+	}
+	return 1;
+}
+
 /* Monitor aggregation: a trace on a connection's first packet in each direction, on SYN/FIN/RST
  * not reported yet, and otherwise at most once per trace interval. Returns the number of packets
  * the trace stands for, or 0 when none is due. */

@@ -46,17 +46,11 @@ static __always_inline void count_lost(void)
 		*lost += 1;
 }
 
-/* Events carry a fine-grained boot-time stamp, read only when an event is written. */
-static __always_inline void emit_event(const struct pkt *p, const struct verdict_ctx *v, __u8 type,
-				       __u8 verdict, __u16 drop_reason, __u32 count)
+/* The flow part of an event, from the packet and what the enforcement point knows (all but the
+ * time stamp). Also the template of L7 events (http_policy.h). */
+static __always_inline void fill_flow_event(struct weir_flow_event *ev, const struct pkt *p, const struct verdict_ctx *v,
+					    __u8 type, __u8 verdict, __u16 drop_reason, __u32 count)
 {
-	struct weir_flow_event *ev;
-
-	ev = bpf_ringbuf_reserve(&weir_events, sizeof(*ev), 0);
-	if (!ev) {
-		count_lost();
-		return;
-	}
 	ev->type = type;
 	ev->version = WEIR_EVENT_VERSION;
 	ev->obs_point = v->obs_point;
@@ -80,12 +74,27 @@ static __always_inline void emit_event(const struct pkt *p, const struct verdict
 	ev->count = count;
 	ev->pkt_len = p->len;
 	ev->reserved_1 = 0;
-	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
+	ev->ts_boot_ns = 0;
 	copy_addr(ev->saddr, p->saddr);
 	copy_addr(ev->daddr, p->daddr);
 	ev->sport = p->sport;
 	ev->dport = p->dport;
 	ev->l7_ref = 0;
+}
+
+/* Events carry a fine-grained boot-time stamp, read only when an event is written. */
+static __always_inline void emit_event(const struct pkt *p, const struct verdict_ctx *v, __u8 type,
+				       __u8 verdict, __u16 drop_reason, __u32 count)
+{
+	struct weir_flow_event *ev;
+
+	ev = bpf_ringbuf_reserve(&weir_events, sizeof(*ev), 0);
+	if (!ev) {
+		count_lost();
+		return;
+	}
+	fill_flow_event(ev, p, v, type, verdict, drop_reason, count);
+	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
 	bpf_ringbuf_submit(ev, 0);
 }
 

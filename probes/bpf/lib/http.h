@@ -286,7 +286,7 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 			ps->pos = 0;
 			ps->status = 0;
 			ps->head_len = 0;
-			ps->flags &= WEIR_HP_SYNCED | WEIR_HP_NO_BODY;
+			ps->flags &= WEIR_HP_SYNCED;
 		}
 		in_head = phase <= HP_END_LF || phase == HP_STATUS || phase == HP_STATUS_REST;
 		if (in_head) {

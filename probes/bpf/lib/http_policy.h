@@ -88,38 +88,10 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type,
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/* The flow part of this packet's L7 events. */
 static __always_inline void fill_template(struct http_scratch *sc, const struct pkt *p, const struct verdict_ctx *v)
 {
-	struct weir_flow_event *t = &sc->tmpl;
-
-	t->type = WEIR_EVENT_L7;
-	t->version = WEIR_EVENT_VERSION;
-	t->obs_point = v->obs_point;
-	t->flags = (p->family == 6 ? WEIR_EVF_IPV6 : 0) | (v->reply ? WEIR_EVF_REPLY : 0);
-	t->direction = v->direction;
-	t->trace_reason = 0;
-	t->match_type = v->match_type;
-	t->protocol = p->protocol;
-	t->tcp_flags = p->tcp_flags;
-	t->icmp_type = 0;
-	t->icmp_code = 0;
-	t->verdict = 0;
-	t->drop_reason = 0;
-	t->reserved_0 = 0;
-	t->ifindex = v->ifindex;
-	t->ep_id = v->ep_id;
-	t->src_identity = v->src_identity;
-	t->dst_identity = v->dst_identity;
-	t->rule_set = v->rule_set;
-	t->count = 1;
-	t->pkt_len = p->len;
-	t->reserved_1 = 0;
-	t->ts_boot_ns = 0;
-	copy_addr(t->saddr, p->saddr);
-	copy_addr(t->daddr, p->daddr);
-	t->sport = p->sport;
-	t->dport = p->dport;
-	t->l7_ref = 0;
+	fill_flow_event(&sc->tmpl, p, v, WEIR_EVENT_L7, 0, 0, 1);
 }
 
 /* ---- Answering a denied request ---------------------------------------------------------- */
@@ -406,29 +378,12 @@ static __always_inline int http_deny(struct __sk_buff *skb, const struct pkt *p,
 /* Fills the endpoint and identities of an L7 event on a tracked connection. */
 static __always_inline void l7_parties(struct verdict_ctx *v, const struct weir_ct_entry *e, __u8 dir, int reply)
 {
-	struct weir_endpoint *ep;
-	__u32 ifindex = v->ifindex;
-	__u8 slot = e->policy_gen & 1;
-
-	v->rule_set = e->rule_set;
-	v->match_type = e->match_type;
-	v->obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
+	v->trace_reason = 0;
 	if (reply) {
 		v->direction = opposite(dir);
 		v->reply = 1;
 	}
-	ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
-	if (!ep)
-		return;
-	v->ep_id = ep->ep_id;
-	/* Source and destination of the packet. */
-	if (dir == WEIR_DIR_EGRESS) {
-		v->src_identity = ep->slot[slot].identity;
-		v->dst_identity = e->remote_identity;
-	} else {
-		v->src_identity = e->remote_identity;
-		v->dst_identity = ep->slot[slot].identity;
-	}
+	tracked_parties(v, e, dir, e->policy_gen & 1);
 }
 
 /* A request or response head completed (called by the byte loop, global: verified once).

@@ -88,7 +88,7 @@ struct weir_flow_event {
 	__u8 daddr[16];
 	__u16 sport;        /* host byte order; ICMP echo: identifier */
 	__u16 dport;        /* host byte order */
-	__u32 l7_ref;       /* reserved for L7 records (0) */
+	__u32 l7_ref;       /* reserved (0); L7 records are struct weir_l7_event */
 };
 
 /* ---- Runtime configuration (.rodata, set by the loader) ------------------------------- */
@@ -315,7 +315,6 @@ struct weir_http_parser {
 #define WEIR_HP_CHUNKED   0x04
 #define WEIR_HP_HOST      0x08
 #define WEIR_HP_LOST      0x10 /* response tracking gave up (gap, malformed or close-delimited body) */
-#define WEIR_HP_NO_BODY   0x20 /* response to HEAD, or 1xx/204/304 */
 
 #define WEIR_HTTP_PENDING 8
 #define WEIR_HTTP_LINE_CAP 256
