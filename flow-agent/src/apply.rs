@@ -17,6 +17,7 @@ use weir_policy::{ClusterState, PolicySet};
 
 use crate::datapath::{AttachOutcome, Datapath, LocalEndpoint, MapWriter, collect_garbage};
 use crate::flows::{Enrichment, EnrichmentHandle, PeerMeta, PolicyMeta};
+use crate::l7::HttpSetMeta;
 
 /// A source file as loaded (shown by `weir policy get`, replayed by `weir policy trace`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +398,7 @@ impl Applier {
                 .unwrap_or_default()
                 .into(),
             rule_sets: rule_set_meta(&self.persisted.rule_sets, revision),
+            http_sets: http_set_meta(compiled, revision),
             ..Default::default()
         };
         for spec in &state.endpoints {
@@ -458,23 +460,57 @@ fn policy_labels(r: &PolicyRef) -> Vec<String> {
     labels
 }
 
+fn policy_meta(r: &PolicyRef, revision: u64) -> PolicyMeta {
+    PolicyMeta {
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        labels: policy_labels(r),
+        revision,
+    }
+}
+
 fn rule_set_meta(
     sets: &BTreeMap<RuleSetId, Vec<PolicyRef>>,
     revision: u64,
 ) -> std::collections::HashMap<u32, Arc<[PolicyMeta]>> {
     sets.iter()
         .map(|(id, refs)| {
-            let metas: Vec<PolicyMeta> = refs
-                .iter()
-                .map(|r| PolicyMeta {
-                    kind: r.kind.clone(),
-                    namespace: r.namespace.clone(),
-                    name: r.name.clone(),
-                    labels: policy_labels(r),
-                    revision,
-                })
-                .collect();
+            let metas: Vec<PolicyMeta> = refs.iter().map(|r| policy_meta(r, revision)).collect();
             (*id, metas.into())
+        })
+        .collect()
+}
+
+/// The policy behind each rule of each HTTP rule set, for L7 flows.
+fn http_set_meta(
+    compiled: &CompiledPolicy,
+    revision: u64,
+) -> std::collections::HashMap<u32, Arc<HttpSetMeta>> {
+    compiled
+        .http_rule_sets
+        .iter()
+        .map(|(id, set)| {
+            let rules: Vec<Arc<[PolicyMeta]>> = set
+                .rules
+                .iter()
+                .map(|r| Arc::from(vec![policy_meta(&r.policy, revision)]))
+                .collect();
+            let mut distinct: Vec<&PolicyRef> = Vec::new();
+            for r in &set.rules {
+                if !distinct.contains(&&r.policy) {
+                    distinct.push(&r.policy);
+                }
+            }
+            let policies: Vec<PolicyMeta> = distinct
+                .into_iter()
+                .map(|r| policy_meta(r, revision))
+                .collect();
+            let meta = HttpSetMeta {
+                rules,
+                policies: policies.into(),
+            };
+            (*id, Arc::new(meta))
         })
         .collect()
 }

@@ -9,6 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use weir_probes::abi::{self, FlowEvent};
 
+use crate::l7::{HttpRecord, HttpSetMeta};
+
 /// What the agent knows about one end of a flow: an endpoint, or just an identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerMeta {
@@ -43,6 +45,8 @@ pub struct Enrichment {
     pub by_identity: HashMap<u32, Arc<PeerMeta>>,
     pub interfaces: HashMap<u32, Arc<str>>,
     pub rule_sets: HashMap<u32, Arc<[PolicyMeta]>>,
+    /// HTTP rule sets of the enforced generation, by the id L7 events carry.
+    pub http_sets: HashMap<u32, Arc<HttpSetMeta>>,
 }
 
 /// The current enrichment, shared by the monitor (reader) and the apply loop (writer).
@@ -75,6 +79,8 @@ pub struct StoredFlow {
     pub policies: Option<Arc<[PolicyMeta]>>,
     pub node_name: Arc<str>,
     pub node_labels: Arc<[String]>,
+    /// Set for L7 flows (HTTP requests and responses).
+    pub l7: Option<Arc<HttpRecord>>,
 }
 
 impl StoredFlow {
@@ -117,6 +123,7 @@ impl Enrichment {
                 .flatten(),
             node_name: self.node_name.clone(),
             node_labels: self.node_labels.clone(),
+            l7: None,
             event,
         }
     }

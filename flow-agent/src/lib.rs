@@ -1,5 +1,5 @@
 //! weir's per-node agent: loads the datapath ([`datapath`]), applies policies from the state and
-//! policy directories ([`apply`]), turns ring-buffer events into flows ([`monitor`], [`flows`],
+//! policy directories ([`apply`]), turns ring-buffer events into flows ([`monitor`], [`flows`], [`l7`],
 //! [`store`], [`convert`]) and serves them over Hubble's Observer API ([`server`]).
 #![forbid(unsafe_code)]
 
@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod datapath;
 pub mod flows;
+pub mod l7;
 pub mod monitor;
 pub mod server;
 pub mod store;

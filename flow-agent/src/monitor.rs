@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::maps::{MapData, RingBuf};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use weir_probes::abi::FlowEvent;
+use weir_probes::abi::Event;
 
 use crate::datapath::boot_time_ns;
 use crate::flows::EnrichmentHandle;
+use crate::l7::HttpJoin;
 use crate::store::FlowStore;
 
 /// Flows are handed to the store in batches of at most this many.
@@ -77,6 +78,7 @@ pub fn spawn(
             let mut clock = Clock::now();
             let mut clock_at = Instant::now();
             let mut batch = Vec::with_capacity(BATCH);
+            let mut http = HttpJoin::new();
             while !stop.load(Ordering::Relaxed) {
                 let ready = {
                     let mut fds = [PollFd::new(ring.as_fd(), PollFlags::POLLIN)];
@@ -95,13 +97,30 @@ pub fn spawn(
                         stats.kernel_lost.store(n, Ordering::Relaxed);
                     }
                 }
-                drain(&mut ring, &enrichment, &store, &stats, clock, &mut batch);
+                drain(
+                    &mut ring,
+                    &enrichment,
+                    &store,
+                    &stats,
+                    clock,
+                    &mut batch,
+                    &mut http,
+                );
             }
-            drain(&mut ring, &enrichment, &store, &stats, clock, &mut batch);
+            drain(
+                &mut ring,
+                &enrichment,
+                &store,
+                &stats,
+                clock,
+                &mut batch,
+                &mut http,
+            );
         })
 }
 
 /// Reads every record currently in the ring buffer into the store. Returns how many.
+#[allow(clippy::too_many_arguments)]
 pub fn drain(
     ring: &mut RingBuf<MapData>,
     enrichment: &EnrichmentHandle,
@@ -109,14 +128,20 @@ pub fn drain(
     stats: &MonitorStats,
     clock: Clock,
     batch: &mut Vec<crate::flows::StoredFlow>,
+    http: &mut HttpJoin,
 ) -> usize {
     let enrich = enrichment.load();
     let mut n = 0;
     while let Some(item) = ring.next() {
-        match FlowEvent::decode(&item) {
-            Ok(ev) => {
+        match Event::decode(&item) {
+            Ok(Event::Flow(ev)) => {
                 let time = clock.to_unix_ns(ev.ts_boot_ns);
                 batch.push(enrich.enrich(ev, time));
+                n += 1;
+            }
+            Ok(Event::L7(ev)) => {
+                let time = clock.to_unix_ns(ev.flow.ts_boot_ns);
+                http.flows(&ev, &enrich, time, batch);
                 n += 1;
             }
             Err(e) => {

@@ -179,6 +179,7 @@ mod tests {
             policies: None,
             node_name: Arc::from("n"),
             node_labels: Arc::from(Vec::new()),
+            l7: None,
         }
     }
 

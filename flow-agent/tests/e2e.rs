@@ -12,7 +12,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use weir_lab::{AgentProcess, Lab, LabConfig, Signal};
 use weir_proto::flow::{self, Flow, FlowFilter};
 use weir_proto::observer::{
-    GetFlowsRequest, get_flows_response::ResponseTypes, observer_client::ObserverClient,
+    GetFlowsRequest, ServerStatusRequest, get_flows_response::ResponseTypes,
+    observer_client::ObserverClient,
 };
 use weir_proto::weir::{GetPolicyRequest, GetPolicyResponse, agent_client::AgentClient};
 
@@ -157,6 +158,16 @@ impl Setup {
             }
             out
         })
+    }
+
+    /// ServerStatus `num_lost_events`: events lost in the kernel or that did not decode.
+    fn agent_lost_events(&self) -> u64 {
+        let mut client = ObserverClient::new(self.channel());
+        self.rt
+            .block_on(client.server_status(ServerStatusRequest {}))
+            .expect("ServerStatus")
+            .into_inner()
+            .num_lost_events
     }
 
     /// Polls GetFlows until a flow matching `filter` satisfies `pred`; returns it.
@@ -593,5 +604,442 @@ fn revoking_a_rule_cuts_established_connections() {
         "established frontend -> users dropped after revocation",
         pod("default/frontend-0"),
         |f| f.verdict() == flow::Verdict::Dropped && dport(f) == 9000,
+    );
+}
+
+/// The seeds' L7 policies: user-service-api-policy and api-l7-policy (with its header rule).
+const L7_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: user-service-api-policy
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: users
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+          rules:
+            http:
+              - method: "GET"
+                path: "/api/v1/users/?.*"
+    - fromEndpoints:
+        - matchLabels:
+            app: billing
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+          rules:
+            http:
+              - method: "POST"
+                path: "/api/v1/payments"
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: api-l7-policy
+  namespace: production
+spec:
+  endpointSelector:
+    matchLabels:
+      app: api-server
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: web-frontend
+      toPorts:
+        - ports:
+            - port: "8080"
+              protocol: TCP
+          rules:
+            http:
+              - method: GET
+                path: "/api/v1/.*"
+              - method: POST
+                path: "/api/v1/orders"
+                headers:
+                  - 'Content-Type: application/json'
+"#;
+
+/// What curl saw of one transfer (`--next` starts another on the same connection).
+#[derive(Debug)]
+struct CurlResult {
+    /// (status, connections opened) per transfer.
+    transfers: Vec<(u16, u32)>,
+    body: String,
+    exit: i32,
+    stderr: String,
+}
+
+/// Runs curl (a real HTTP client) in an endpoint's namespace.
+fn curl(s: &Setup, from: &str, args: &[&str]) -> CurlResult {
+    let mut cmd = s.lab.command(from, "curl").unwrap();
+    cmd.args(["-sS", "--max-time", "10"]).args(args);
+    let out = cmd.output().expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut transfers = Vec::new();
+    let mut body = String::new();
+    for line in stdout.split_inclusive('\n') {
+        match line.trim_end().strip_prefix("@@curl ") {
+            Some(rest) => {
+                // The marker's own leading newline.
+                body.pop();
+                let (code, connects) = rest.split_once(' ').unwrap();
+                transfers.push((code.parse().unwrap(), connects.parse().unwrap()));
+            }
+            None => body.push_str(line),
+        }
+    }
+    CurlResult {
+        transfers,
+        body,
+        exit: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const CURL_W: &str = "\n@@curl %{http_code} %{num_connects}\n";
+
+/// The status of one request.
+fn status(s: &Setup, from: &str, args: &[&str]) -> u16 {
+    let mut all = vec!["-w", CURL_W];
+    all.extend_from_slice(args);
+    let r = curl(s, from, &all);
+    assert_eq!(r.exit, 0, "curl {args:?} from {from} failed: {}", r.stderr);
+    r.transfers[0].0
+}
+
+/// TCP sockets in a namespace that talk to `peer` and are not in TIME-WAIT: a connection the
+/// datapath ended must be gone on both sides, not left half-open or retransmitting.
+fn live_sockets(s: &Setup, place: &str, peer: &str) -> Vec<String> {
+    let out = s.lab.exec(place, &["ss", "-Htan"]).unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(peer) && !l.starts_with("TIME-WAIT") && !l.starts_with("LISTEN"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn http_of(f: &Flow) -> &flow::Http {
+    match f.l7.as_ref().and_then(|l| l.record.as_ref()) {
+        Some(flow::layer7::Record::Http(h)) => h,
+        other => panic!("not an HTTP flow: {other:?}"),
+    }
+}
+
+fn l7_filter(pod_from: &str, method: &str) -> FlowFilter {
+    FlowFilter {
+        source_pod: vec![pod_from.to_string()],
+        event_type: vec![flow::EventTypeFilter {
+            r#type: 129,
+            ..Default::default()
+        }],
+        http_method: vec![method.to_string()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
+    if !weir_lab::privileged("http_rules_allow_by_method_path_and_header_and_answer_denials") {
+        return;
+    }
+    let s = Setup::new("h", &[("l7.yaml", L7_POLICY)]);
+    let users = s.addr("users-0", 80, false);
+    let users6 = s.addr("users-0", 80, true);
+    let api = s.addr("api-server-0", 8080, false);
+    // Requests name the service as the Host, as in a cluster.
+    let to_users = format!("users:80:{}:80", users.ip());
+    let via = |args: &[&str]| -> Vec<String> {
+        let mut v = vec!["--connect-to".to_string(), to_users.clone()];
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    };
+    let users_status = |from: &str, args: &[&str]| {
+        let v = via(args);
+        status(&s, from, &v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // frontend may GET /api/v1/users/?.*, over IPv4 and IPv6; nothing else.
+    assert_eq!(
+        users_status("frontend-0", &["http://users/api/v1/users/123"]),
+        200
+    );
+    assert_eq!(
+        users_status("frontend-0", &["http://users/api/v1/users"]),
+        200
+    );
+    assert_eq!(
+        status(
+            &s,
+            "frontend-0",
+            &["-w", CURL_W, &format!("http://{users6}/api/v1/users/9")]
+        ),
+        200
+    );
+    let denied = curl(
+        &s,
+        "frontend-0",
+        &via(&[
+            "-w",
+            CURL_W,
+            "-X",
+            "DELETE",
+            "http://users/api/v1/users/123",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!((denied.exit, denied.transfers[0].0), (0, 403), "{denied:?}");
+    assert_eq!(denied.body, "Access denied\r\n");
+    assert_eq!(
+        users_status(
+            "frontend-0",
+            &["-X", "POST", "-d", "{}", "http://users/api/v1/payments"]
+        ),
+        403
+    );
+    // billing may only POST /api/v1/payments.
+    assert_eq!(
+        users_status(
+            "billing-0",
+            &["-X", "POST", "-d", "{}", "http://users/api/v1/payments"]
+        ),
+        200
+    );
+    assert_eq!(
+        users_status("billing-0", &["http://users/api/v1/users/1"]),
+        403
+    );
+
+    // Keep-alive: two allowed requests, then a denied one on the same connection; the next
+    // request opens a new connection and is served.
+    let ka = curl(
+        &s,
+        "frontend-0",
+        &via(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            CURL_W,
+            "http://users/api/v1/users/1",
+            "http://users/api/v1/users/2",
+            "--next",
+            "--connect-to",
+            &to_users,
+            "-o",
+            "/dev/null",
+            "-w",
+            CURL_W,
+            "-X",
+            "DELETE",
+            "http://users/api/v1/users/3",
+            "--next",
+            "--connect-to",
+            &to_users,
+            "-o",
+            "/dev/null",
+            "-w",
+            CURL_W,
+            "http://users/api/v1/users/4",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(ka.exit, 0, "{ka:?}");
+    assert_eq!(
+        ka.transfers,
+        vec![(200, 1), (200, 0), (403, 0), (200, 1)],
+        "{ka:?}"
+    );
+
+    // api-l7-policy: GET under /api/v1/, POST /api/v1/orders only as JSON.
+    let api_url = |path: &str| format!("http://{api}{path}");
+    assert_eq!(
+        status(
+            &s,
+            "web-frontend-0",
+            &["-w", CURL_W, &api_url("/api/v1/products/7")]
+        ),
+        200
+    );
+    let order = api_url("/api/v1/orders");
+    let json = [
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"item":1}"#,
+    ];
+    let mut args = vec!["-w", CURL_W];
+    args.extend_from_slice(&json);
+    args.push(&order);
+    assert_eq!(status(&s, "web-frontend-0", &args), 200);
+    // curl's -d alone sends application/x-www-form-urlencoded.
+    assert_eq!(
+        status(
+            &s,
+            "web-frontend-0",
+            &["-w", CURL_W, "-d", "item=1", &order]
+        ),
+        403
+    );
+    let mut args = vec!["-w", CURL_W, "-X", "PUT"];
+    args.extend_from_slice(&json);
+    args.push(&order);
+    assert_eq!(status(&s, "web-frontend-0", &args), 403);
+    assert_eq!(
+        status(&s, "web-frontend-0", &["-w", CURL_W, &api_url("/healthz")]),
+        403
+    );
+
+    // The servers never saw a denied request.
+    let seen: Vec<(String, String, String)> = s
+        .lab
+        .server_requests("users-0", 80)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.peer, r.method, r.path))
+        .collect();
+    let frontend = s.lab.endpoint("frontend-0").unwrap().ipv4.to_string();
+    let billing = s.lab.endpoint("billing-0").unwrap().ipv4.to_string();
+    for (peer, method, path) in &seen {
+        let allowed = (peer == &frontend && method == "GET" && path.starts_with("/api/v1/users"))
+            || (peer == &billing && method == "POST" && path == "/api/v1/payments")
+            || (peer != &frontend && peer != &billing);
+        assert!(
+            allowed,
+            "users served a denied request: {peer} {method} {path}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|(_, m, p)| m == "GET" && p == "/api/v1/users/4"),
+        "{seen:?}"
+    );
+    let api_seen: Vec<(String, String)> = s
+        .lab
+        .server_requests("api-server-0", 8080)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.peer == s.lab.endpoint("web-frontend-0").unwrap().ipv4.to_string())
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        api_seen,
+        vec![
+            ("GET".to_string(), "/api/v1/products/7".to_string()),
+            ("POST".to_string(), "/api/v1/orders".to_string()),
+        ]
+    );
+
+    // Denied connections are closed on both sides: nothing half-open on the server, nothing
+    // retransmitting on the client.
+    let start = Instant::now();
+    loop {
+        let server = live_sockets(&s, "users-0", &frontend);
+        let client = live_sockets(&s, "frontend-0", &users.ip().to_string());
+        if server.is_empty() && client.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "connections left open:\nserver: {server:#?}\nclient: {client:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // L7 flows over the Observer API, selected with Hubble's HTTP filters.
+    let req = s.wait_flow(
+        "frontend DELETE dropped",
+        l7_filter("default/frontend-0", "DELETE"),
+        |f| http_of(f).url == "http://users/api/v1/users/123",
+    );
+    assert_eq!(req.r#type(), flow::FlowType::L7);
+    assert_eq!(req.verdict(), flow::Verdict::Dropped);
+    assert_eq!(req.drop_reason_desc(), flow::DropReason::PolicyDenied);
+    assert_eq!(req.l7.as_ref().unwrap().r#type(), flow::L7FlowType::Request);
+    assert_eq!(req.summary, "HTTP/1.1 DELETE http://users/api/v1/users/123");
+    assert_eq!(http_of(&req).protocol, "HTTP/1.1");
+    assert_eq!(
+        names(&req.ingress_denied_by),
+        vec!["user-service-api-policy"]
+    );
+    assert_eq!(req.is_reply.as_ref().map(|b| b.value), Some(false));
+    assert_eq!(req.destination.as_ref().unwrap().pod_name, "users-0");
+    assert_eq!(req.traffic_direction(), flow::TrafficDirection::Ingress);
+
+    let answer = s.wait_flow(
+        "the 403 frontend received",
+        FlowFilter {
+            source_pod: vec!["default/users-0".into()],
+            http_status_code: vec!["403".into()],
+            http_method: vec!["DELETE".into()],
+            ..Default::default()
+        },
+        |_| true,
+    );
+    let l7 = answer.l7.as_ref().unwrap();
+    assert_eq!(l7.r#type(), flow::L7FlowType::Response);
+    assert_eq!(http_of(&answer).code, 403);
+    assert_eq!(http_of(&answer).url, "http://users/api/v1/users/123");
+    assert_eq!(answer.verdict(), flow::Verdict::Forwarded);
+    assert_eq!(answer.is_reply.as_ref().map(|b| b.value), Some(true));
+    assert_eq!(answer.destination.as_ref().unwrap().pod_name, "frontend-0");
+
+    let allowed = s.wait_flow(
+        "frontend GET forwarded",
+        l7_filter("default/frontend-0", "GET"),
+        |f| http_of(f).url == "http://users/api/v1/users/123",
+    );
+    assert_eq!(allowed.verdict(), flow::Verdict::Forwarded);
+    assert_eq!(
+        names(&allowed.ingress_allowed_by),
+        vec!["user-service-api-policy"]
+    );
+    let ok = s.wait_flow(
+        "the 200 to frontend's GET",
+        FlowFilter {
+            source_pod: vec!["default/users-0".into()],
+            http_status_code: vec!["2+".into()],
+            http_path: vec!["^/api/v1/users/123$".into()],
+            ..Default::default()
+        },
+        |_| true,
+    );
+    assert!(ok.l7.as_ref().unwrap().latency_ns > 0, "{ok:?}");
+    assert!(
+        ok.summary.starts_with("HTTP/1.1 200 ")
+            && ok
+                .summary
+                .ends_with("ms (GET http://users/api/v1/users/123)"),
+        "{}",
+        ok.summary
+    );
+    let order = s.wait_flow(
+        "web-frontend's JSON order forwarded",
+        l7_filter("production/web-frontend-0", "POST"),
+        |f| f.verdict() == flow::Verdict::Forwarded,
+    );
+    assert_eq!(names(&order.ingress_allowed_by), vec!["api-l7-policy"]);
+    let form = s.wait_flow(
+        "web-frontend's form order dropped",
+        l7_filter("production/web-frontend-0", "POST"),
+        |f| f.verdict() == flow::Verdict::Dropped,
+    );
+    assert_eq!(names(&form.ingress_denied_by), vec!["api-l7-policy"]);
+    assert_eq!(
+        s.agent_lost_events(),
+        0,
+        "every L7 event decodes into a flow"
     );
 }

@@ -313,6 +313,7 @@ impl F {
             policies: self.policies,
             node_name: Arc::from(NODE),
             node_labels: node_labels(),
+            l7: None,
         }
     }
 }

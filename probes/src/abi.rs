@@ -443,6 +443,25 @@ pub struct L7Event {
     pub host: [u8; HTTP_HOST_CAP],
 }
 
+/// A decoded ring-buffer record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Drop, trace or policy verdict.
+    Flow(FlowEvent),
+    /// An HTTP request or response (`EVENT_L7`).
+    L7(Box<L7Event>),
+}
+
+impl Event {
+    /// Decodes any record the datapath writes, by its type byte.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        match bytes.first() {
+            Some(&EVENT_L7) => L7Event::decode(bytes).map(|e| Event::L7(Box::new(e))),
+            _ => FlowEvent::decode(bytes).map(Event::Flow),
+        }
+    }
+}
+
 impl L7Event {
     /// Decodes an L7 ring-buffer record (type `EVENT_L7`).
     pub fn decode(bytes: &[u8]) -> Result<L7Event, DecodeError> {

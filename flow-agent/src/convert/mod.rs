@@ -1,6 +1,6 @@
-//! Stored flow → Hubble `flow.Flow`, with the semantics of Hubble's L3/L4 parser: verdict from
-//! the event type, `is_reply` only where it is known, Summary text as Hubble writes it, and the
-//! deciding policies in the `*_allowed_by` / `*_denied_by` field of the flow's direction.
+//! Stored flow → Hubble `flow.Flow`, with the semantics of Hubble's L3/L4 and L7 parsers: verdict
+//! from the event type, `is_reply` only where it is known, Summary text as Hubble writes it, and
+//! the deciding policies in the `*_allowed_by` / `*_denied_by` field of the flow's direction.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use weir_proto::flow::{self, layer4::Protocol};
 use weir_proto::google::protobuf::{BoolValue, Timestamp};
 
 use crate::flows::{PeerMeta, PolicyMeta, StoredFlow};
+use crate::l7::{HttpRecord, L7Kind};
 
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
@@ -119,6 +120,10 @@ impl Converter {
             }
             _ => None,
         };
+        let is_reply = match (&f.l7, is_reply) {
+            (Some(_), _) => Some(ev.flags & abi::EVF_REPLY != 0),
+            (None, r) => r,
+        };
         out.is_reply = is_reply.map(|value| BoolValue { value });
         out.reply = is_reply.unwrap_or(false);
         if ev.r#type == abi::EVENT_TRACE {
@@ -132,6 +137,9 @@ impl Converter {
         }
         if ev.r#type == abi::EVENT_POLICY_VERDICT {
             out.policy_match_type = u32::from(ev.match_type);
+        }
+        if let Some(http) = &f.l7 {
+            layer7(&mut out, http);
         }
         if let Some(name) = &f.interface {
             out.interface = Some(flow::NetworkInterface {
@@ -160,8 +168,51 @@ impl Default for Converter {
     }
 }
 
+/// Makes `out` an L7 flow: Layer7 record, type, Summary as Hubble's L7 parser writes it, and
+/// the L4 ports without TCP flags (the record stands for a message, not a segment).
+fn layer7(out: &mut flow::Flow, http: &HttpRecord) {
+    let (kind, summary) = match http.kind {
+        L7Kind::Request => (
+            flow::L7FlowType::Request,
+            format!("{} {} {}", http.protocol, http.method, http.url),
+        ),
+        L7Kind::Response => (
+            flow::L7FlowType::Response,
+            format!(
+                "{} {} {}ms ({} {})",
+                http.protocol,
+                http.code,
+                http.latency_ns / 1_000_000,
+                http.method,
+                http.url
+            ),
+        ),
+    };
+    out.r#type = flow::FlowType::L7 as i32;
+    out.summary = summary;
+    out.l7 = Some(flow::Layer7 {
+        r#type: kind as i32,
+        latency_ns: http.latency_ns,
+        record: Some(flow::layer7::Record::Http(flow::Http {
+            code: http.code,
+            method: http.method.clone(),
+            url: http.url.clone(),
+            protocol: http.protocol.to_string(),
+            headers: Vec::new(),
+        })),
+    });
+    if let Some(flow::Layer4 {
+        protocol: Some(Protocol::Tcp(tcp)),
+    }) = &mut out.l4
+    {
+        tcp.flags = None;
+    }
+}
+
 fn verdict(ev: &FlowEvent) -> flow::Verdict {
     match ev.r#type {
+        abi::EVENT_L7 if ev.verdict == abi::VERDICT_DENIED => flow::Verdict::Dropped,
+        abi::EVENT_L7 => flow::Verdict::Forwarded,
         abi::EVENT_DROP => flow::Verdict::Dropped,
         abi::EVENT_TRACE => flow::Verdict::Forwarded,
         abi::EVENT_POLICY_VERDICT if ev.flags & abi::EVF_AUDIT != 0 => flow::Verdict::Audit,

@@ -4,6 +4,7 @@ use weir_probes::abi::{self, FlowEvent};
 
 use super::*;
 use crate::flows::{PeerMeta, PolicyMeta, StoredFlow};
+use crate::l7::{HttpRecord, L7Kind};
 
 fn peer(name: &str, identity: u32, ep_id: u32) -> Arc<PeerMeta> {
     Arc::new(PeerMeta {
@@ -37,6 +38,7 @@ fn stored(ev: FlowEvent) -> StoredFlow {
         }])),
         node_name: Arc::from("weir-node1"),
         node_labels: Arc::from(Vec::new()),
+        l7: None,
     }
 }
 
@@ -219,4 +221,67 @@ fn uuids_are_unique_per_flow_and_instance() {
     assert_eq!(&u[14..15], "4");
     assert_ne!(u, a.uuid(2));
     assert_ne!(u, Converter { instance: 1 }.uuid(1));
+}
+
+fn http(kind: L7Kind, code: u32, latency_ns: u64) -> Arc<HttpRecord> {
+    Arc::new(HttpRecord {
+        kind,
+        protocol: "HTTP/1.1",
+        code,
+        latency_ns,
+        method: "DELETE".into(),
+        url: "http://users/api/v1/users/123".into(),
+    })
+}
+
+#[test]
+fn http_requests_and_responses_become_hubble_l7_flows() {
+    let conv = Converter { instance: 1 };
+    let mut ev = event(abi::EVENT_L7);
+    ev.tcp_flags = 0x18;
+    ev.verdict = abi::VERDICT_DENIED;
+    ev.drop_reason = abi::drop_reason::POLICY_DENIED;
+    let mut req = stored(ev);
+    req.l7 = Some(http(L7Kind::Request, 0, 0));
+    let f = conv.to_flow(&req);
+    assert_eq!(f.r#type(), flow::FlowType::L7);
+    assert_eq!(f.verdict(), flow::Verdict::Dropped);
+    assert_eq!(f.drop_reason_desc(), flow::DropReason::PolicyDenied);
+    assert_eq!(f.is_reply, Some(BoolValue { value: false }));
+    assert_eq!(f.summary, "HTTP/1.1 DELETE http://users/api/v1/users/123");
+    assert_eq!(
+        f.event_type,
+        Some(flow::CiliumEventType {
+            r#type: 129,
+            sub_type: 0
+        })
+    );
+    assert_eq!(f.ingress_denied_by[0].name, "users-ingress");
+    let json = serde_json::to_string(&f).unwrap();
+    for piece in [
+        r#""l7":{"type":"REQUEST","http":{"method":"DELETE","url":"http://users/api/v1/users/123","protocol":"HTTP/1.1"}}"#,
+        r#""l4":{"TCP":{"source_port":41234,"destination_port":80}}"#,
+        r#""Type":"L7""#,
+    ] {
+        assert!(json.contains(piece), "{piece} missing in {json}");
+    }
+
+    let mut ev = event(abi::EVENT_L7);
+    ev.flags = abi::EVF_REPLY;
+    let mut resp = stored(ev);
+    resp.l7 = Some(http(L7Kind::Response, 403, 2_600_000));
+    resp.policies = None;
+    let f = conv.to_flow(&resp);
+    assert_eq!(f.verdict(), flow::Verdict::Forwarded);
+    assert_eq!(f.is_reply, Some(BoolValue { value: true }));
+    assert_eq!(
+        f.summary,
+        "HTTP/1.1 403 2ms (DELETE http://users/api/v1/users/123)"
+    );
+    let l7 = f.l7.unwrap();
+    assert_eq!(
+        (l7.r#type(), l7.latency_ns),
+        (flow::L7FlowType::Response, 2_600_000)
+    );
+    assert!(f.ingress_allowed_by.is_empty() && f.ingress_denied_by.is_empty());
 }

@@ -341,8 +341,9 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 					break;
 				}
 				ps->method_mask = m;
-				sc->conn.method_len = sc->conn.line_len;
-				if (sc->conn.line_len == 7 && sc->conn.line[0] == 'C' && sc->conn.line[1] == 'O' &&
+				/* The line holds the method and this space. */
+				sc->conn.method_len = sc->conn.line_len - 1;
+				if (sc->conn.method_len == 7 && sc->conn.line[0] == 'C' && sc->conn.line[1] == 'O' &&
 				    sc->conn.line[2] == 'N' && sc->conn.line[3] == 'N' && sc->conn.line[4] == 'E' &&
 				    sc->conn.line[5] == 'C' && sc->conn.line[6] == 'T') {
 					bad = HTTP_BAD_UNSUPPORTED;

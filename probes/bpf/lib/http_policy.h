@@ -88,6 +88,13 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type,
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/* The status a denied request's event reports: 403 when the datapath answers it (http_deny's
+ * rule: no earlier request on the connection awaits its response), else 0 (both sides get a RST). */
+static __always_inline __u16 deny_status(const struct http_scratch *sc, __u32 number)
+{
+	return number == sc->conn.responses && sc->allowed_here == 0 ? 403 : 0;
+}
+
 /* The flow part of this packet's L7 events. */
 static __always_inline void fill_template(struct http_scratch *sc, const struct pkt *p, const struct verdict_ctx *v)
 {
@@ -357,11 +364,11 @@ static __always_inline void body_phase(struct weir_http_parser *ps)
 /* The denied request is answered with a 403 only when the client expects nothing else from the
  * server before it: no earlier request awaits its response. Otherwise both sides get a RST. */
 static __always_inline int http_deny(struct __sk_buff *skb, const struct pkt *p, __u8 dir, struct http_scratch *sc,
-				     struct weir_ct_entry *e, __u32 number, __u32 first_seq, __u32 allowed_here)
+				     struct weir_ct_entry *e, __u32 number, __u32 first_seq)
 {
 	const struct weir_http_parser *resp = &sc->conn.resp;
 	__u32 client_seq = p->ack;
-	int answer = number == sc->conn.responses && allowed_here == 0;
+	int answer = deny_status(sc, number) != 0;
 
 	if ((resp->flags & WEIR_HP_SYNCED) && !(resp->flags & WEIR_HP_LOST) &&
 	    (__s32)(resp->next_seq - p->ack) > 0)
@@ -414,7 +421,8 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 			sc->conn.pending_head_flags &= ~(1 << idx);
 		if (!allowed) {
 			sc->deny_number = number;
-			emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, WEIR_DROP_POLICY_DENIED, 0xffffffff, number, 0, 0);
+			emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, WEIR_DROP_POLICY_DENIED, 0xffffffff, number,
+				deny_status(sc, number), 0);
 			return 1;
 		}
 		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_ALLOWED, 0, lowest_bit(allowed), number, 0, 0);
@@ -546,10 +554,10 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 
 		sc->conn.requests = number + 1;
 		sc->deny_number = number;
-		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, 0, 0);
+		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), 0);
 	}
 	bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
-	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq, sc->allowed_here);
+	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq);
 }
 
 #endif /* WEIR_HTTP_POLICY_H */

@@ -331,7 +331,7 @@ struct weir_http_conn {
 	__u8 line_len;           /* captured bytes of the current request line (method SP target), capped */
 	__u8 host_len;           /* captured Host value up to its last non-OWS byte */
 	__u8 host_raw;           /* captured Host bytes, OWS included */
-	__u8 method_len;
+	__u8 method_len;         /* bytes of the method; line[method_len] is the space before the target */
 	__u8 version;            /* 0: HTTP/1.0, 1: HTTP/1.1 */
 	__u8 reserved_0[2];
 	__u8 line[WEIR_HTTP_LINE_CAP];
@@ -355,7 +355,7 @@ struct weir_l7_event {
 	__u64 latency_ns;        /* response: time since the request */
 	__u16 line_len;          /* method SP target, capped at WEIR_HTTP_LINE_CAP */
 	__u16 host_len;
-	__u8 method_len;
+	__u8 method_len;         /* bytes of the method; line[method_len] is the space before the target */
 	__u8 reserved_0[3];
 	__u8 line[WEIR_HTTP_LINE_CAP];
 	__u8 host[WEIR_HTTP_HOST_CAP];

@@ -1,0 +1,387 @@
+//! HTTP events of the datapath → stored L7 flows.
+//!
+//! The kernel reports a request with its request line and Host, a response with its status and
+//! latency only: the response's method and URL come from its request, which [`HttpJoin`]
+//! remembers per connection and request number until the response arrives. The 403 the datapath
+//! answers a denied request with passes the datapath like any response and is reported as the
+//! response to that request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use weir_probes::abi::{self, FlowEvent, L7Event};
+
+use crate::flows::{Enrichment, PolicyMeta, StoredFlow, event_addr};
+
+/// Requests remembered while their response is outstanding (oldest forgotten first).
+const MAX_PENDING: usize = 65_536;
+
+/// The L7 part of a stored flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRecord {
+    pub kind: L7Kind,
+    /// "HTTP/1.0" or "HTTP/1.1".
+    pub protocol: &'static str,
+    /// Response status (0 for requests).
+    pub code: u32,
+    /// Responses: nanoseconds from the request to its response.
+    pub latency_ns: u64,
+    /// Empty when the response's request is unknown (its event was lost, or the agent started
+    /// after it).
+    pub method: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L7Kind {
+    Request,
+    Response,
+}
+
+/// What the kernel's HTTP rule sets mean, for naming the policy behind an L7 verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpSetMeta {
+    /// The policy of each rule, by its index in the set.
+    pub rules: Vec<Arc<[PolicyMeta]>>,
+    /// Every policy with rules in the set, once each, in rule order.
+    pub policies: Arc<[PolicyMeta]>,
+}
+
+/// (ifindex, client address, server address, client port, server port, request number)
+type ConnKey = (u32, [u8; 16], [u8; 16], u16, u16, u32);
+
+/// The method and URL of requests whose response has not been seen yet.
+#[derive(Debug, Default)]
+pub struct HttpJoin {
+    pending: HashMap<ConnKey, (String, String)>,
+    order: VecDeque<ConnKey>,
+}
+
+impl HttpJoin {
+    pub fn new() -> HttpJoin {
+        HttpJoin::default()
+    }
+
+    /// Requests awaiting their response.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The flow of one L7 event, appended to `out`.
+    pub fn flows(
+        &mut self,
+        ev: &L7Event,
+        enrich: &Enrichment,
+        time_unix_ns: i64,
+        out: &mut Vec<StoredFlow>,
+    ) {
+        let protocol = if ev.version == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        };
+        let f = &ev.flow;
+        let set = enrich.http_sets.get(&ev.l7_set);
+        if ev.l7_type == abi::L7_RESPONSE {
+            let key = (f.ifindex, f.daddr, f.saddr, f.dport, f.sport, ev.number);
+            let (method, url) = self.pending.remove(&key).unwrap_or_default();
+            let record = HttpRecord {
+                kind: L7Kind::Response,
+                protocol,
+                code: u32::from(ev.status),
+                latency_ns: ev.latency_ns,
+                method,
+                url,
+            };
+            out.push(l7_flow(enrich, f, time_unix_ns, record, None));
+            return;
+        }
+        let (method, url) = request_target(ev);
+        let denied = f.verdict == abi::VERDICT_DENIED;
+        let policies = if denied {
+            set.map(|s| s.policies.clone())
+        } else {
+            set.and_then(|s| s.rules.get(ev.rule as usize).cloned())
+        };
+        // A denied request's response is the 403 the datapath answered with, which passes the
+        // datapath as the connection's response (status 0: reset instead, no response).
+        if !denied || ev.status != 0 {
+            let key = (f.ifindex, f.saddr, f.daddr, f.sport, f.dport, ev.number);
+            while self.pending.len() >= MAX_PENDING {
+                let Some(old) = self.order.pop_front() else {
+                    break;
+                };
+                self.pending.remove(&old);
+            }
+            if self
+                .pending
+                .insert(key, (method.clone(), url.clone()))
+                .is_none()
+            {
+                self.order.push_back(key);
+            }
+            // Keys of answered requests linger in `order` until evicted; keep it bounded.
+            if self.order.len() > 2 * MAX_PENDING {
+                let pending = &self.pending;
+                self.order.retain(|k| pending.contains_key(k));
+            }
+        }
+        let record = HttpRecord {
+            kind: L7Kind::Request,
+            protocol,
+            code: 0,
+            latency_ns: 0,
+            method,
+            url,
+        };
+        out.push(l7_flow(enrich, f, time_unix_ns, record, policies));
+    }
+}
+
+/// The method and `http://host/path` URL of a request event. An absolute-form target is the URL
+/// itself; without a Host header the server's address stands for the host.
+pub fn request_target(ev: &L7Event) -> (String, String) {
+    let line = ev.line();
+    let mlen = usize::from(ev.method_len).min(line.len());
+    let method = String::from_utf8_lossy(&line[..mlen]).into_owned();
+    let target = line.get(mlen + 1..).unwrap_or_default();
+    let target = String::from_utf8_lossy(target);
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return (method, target.into_owned());
+    }
+    let host = if ev.host_len > 0 {
+        String::from_utf8_lossy(ev.host()).into_owned()
+    } else {
+        match event_addr(&ev.flow, &ev.flow.daddr) {
+            std::net::IpAddr::V4(a) => format!("{a}:{}", ev.flow.dport),
+            std::net::IpAddr::V6(a) => format!("[{a}]:{}", ev.flow.dport),
+        }
+    };
+    (method, format!("http://{host}{target}"))
+}
+
+fn l7_flow(
+    enrich: &Enrichment,
+    f: &FlowEvent,
+    time_unix_ns: i64,
+    record: HttpRecord,
+    policies: Option<Arc<[PolicyMeta]>>,
+) -> StoredFlow {
+    let mut flow = enrich.enrich(*f, time_unix_ns);
+    flow.policies = policies;
+    flow.l7 = Some(Arc::new(record));
+    flow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str) -> PolicyMeta {
+        PolicyMeta {
+            kind: "CiliumNetworkPolicy".into(),
+            namespace: "default".into(),
+            name: name.into(),
+            labels: vec![],
+            revision: 1,
+        }
+    }
+
+    fn enrichment() -> Enrichment {
+        let a: Arc<[PolicyMeta]> = vec![policy("a")].into();
+        let b: Arc<[PolicyMeta]> = vec![policy("b")].into();
+        Enrichment {
+            http_sets: [(
+                3,
+                Arc::new(HttpSetMeta {
+                    rules: vec![a.clone(), b.clone()],
+                    policies: vec![policy("a"), policy("b")].into(),
+                }),
+            )]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    fn request(line: &str, host: &str, verdict: u8, status: u16, rule: u32) -> L7Event {
+        let mut ev = L7Event {
+            flow: FlowEvent {
+                r#type: abi::EVENT_L7,
+                version: abi::EVENT_VERSION,
+                direction: abi::DIR_INGRESS,
+                protocol: 6,
+                verdict,
+                drop_reason: if verdict == abi::VERDICT_DENIED {
+                    133
+                } else {
+                    0
+                },
+                ifindex: 9,
+                src_identity: 100,
+                dst_identity: 200,
+                sport: 41234,
+                dport: 80,
+                ..Default::default()
+            },
+            l7_type: abi::L7_REQUEST,
+            version: 1,
+            status,
+            l7_set: 3,
+            rule,
+            number: 0,
+            latency_ns: 0,
+            line_len: line.len() as u16,
+            host_len: host.len() as u16,
+            method_len: line.find(' ').unwrap() as u8,
+            reserved_0: [0; 3],
+            line: [0; abi::HTTP_LINE_CAP],
+            host: [0; abi::HTTP_HOST_CAP],
+        };
+        ev.flow.saddr[..4].copy_from_slice(&[10, 200, 1, 12]);
+        ev.flow.daddr[..4].copy_from_slice(&[10, 200, 1, 11]);
+        ev.line[..line.len()].copy_from_slice(line.as_bytes());
+        ev.host[..host.len()].copy_from_slice(host.as_bytes());
+        ev
+    }
+
+    /// The flow part of a response to `f`: the other direction of the same connection.
+    fn reversed(f: &FlowEvent) -> FlowEvent {
+        FlowEvent {
+            flags: f.flags | abi::EVF_REPLY,
+            verdict: abi::VERDICT_ALLOWED,
+            drop_reason: 0,
+            src_identity: f.dst_identity,
+            dst_identity: f.src_identity,
+            saddr: f.daddr,
+            daddr: f.saddr,
+            sport: f.dport,
+            dport: f.sport,
+            tcp_flags: 0,
+            ..*f
+        }
+    }
+
+    fn response_to(req: &L7Event, status: u16, latency_ns: u64) -> L7Event {
+        let mut ev = *req;
+        ev.flow = reversed(&req.flow);
+        ev.l7_type = abi::L7_RESPONSE;
+        ev.status = status;
+        ev.latency_ns = latency_ns;
+        ev.rule = u32::MAX;
+        ev.line_len = 0;
+        ev.host_len = 0;
+        ev
+    }
+
+    #[test]
+    fn a_response_takes_method_and_url_from_its_request() {
+        let e = enrichment();
+        let mut join = HttpJoin::new();
+        let mut out = Vec::new();
+        let req = request(
+            "GET /api/v1/users/7?x=1",
+            "users",
+            abi::VERDICT_ALLOWED,
+            0,
+            1,
+        );
+        join.flows(&req, &e, 10, &mut out);
+        assert_eq!(join.pending(), 1);
+        join.flows(&response_to(&req, 200, 1_500_000), &e, 11, &mut out);
+        assert_eq!(join.pending(), 0);
+        let rec: Vec<_> = out
+            .iter()
+            .map(|f| f.l7.as_deref().unwrap().clone())
+            .collect();
+        assert_eq!(
+            rec[0],
+            HttpRecord {
+                kind: L7Kind::Request,
+                protocol: "HTTP/1.1",
+                code: 0,
+                latency_ns: 0,
+                method: "GET".into(),
+                url: "http://users/api/v1/users/7?x=1".into(),
+            }
+        );
+        assert_eq!(
+            rec[1],
+            HttpRecord {
+                kind: L7Kind::Response,
+                protocol: "HTTP/1.1",
+                code: 200,
+                latency_ns: 1_500_000,
+                method: "GET".into(),
+                url: "http://users/api/v1/users/7?x=1".into(),
+            }
+        );
+        // The allowing rule's policy decides the request; the response names none.
+        assert_eq!(out[0].policies.as_deref().unwrap()[0].name, "b");
+        assert!(out[1].policies.is_none());
+        assert_eq!(out[1].event.sport, 80);
+    }
+
+    #[test]
+    fn an_answered_denial_pairs_with_the_403_and_a_reset_one_waits_for_nothing() {
+        let e = enrichment();
+        let mut join = HttpJoin::new();
+        let mut out = Vec::new();
+        let req = request(
+            "DELETE /api/v1/users/123",
+            "users",
+            abi::VERDICT_DENIED,
+            403,
+            u32::MAX,
+        );
+        join.flows(&req, &e, 10, &mut out);
+        assert_eq!(out.len(), 1);
+        let names: Vec<_> = out[0]
+            .policies
+            .as_deref()
+            .unwrap()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        join.flows(&response_to(&req, 403, 40_000), &e, 11, &mut out);
+        let answer = out[1].l7.as_deref().unwrap();
+        assert_eq!(
+            (answer.kind, answer.code, answer.method.as_str()),
+            (L7Kind::Response, 403, "DELETE")
+        );
+        assert_eq!(join.pending(), 0);
+        // Reset instead of answered: nothing to wait for.
+        let mut reset = request("DELETE /x", "users", abi::VERDICT_DENIED, 0, u32::MAX);
+        reset.number = 1;
+        join.flows(&reset, &e, 12, &mut out);
+        assert_eq!(join.pending(), 0);
+    }
+
+    #[test]
+    fn urls_without_host_or_in_absolute_form() {
+        let no_host = request("GET /a", "", abi::VERDICT_ALLOWED, 0, 0);
+        assert_eq!(
+            request_target(&no_host),
+            ("GET".into(), "http://10.200.1.11:80/a".into())
+        );
+        let absolute = request("GET http://x.example/b", "y", abi::VERDICT_ALLOWED, 0, 0);
+        assert_eq!(request_target(&absolute).1, "http://x.example/b");
+    }
+
+    #[test]
+    fn unanswered_requests_are_forgotten_oldest_first() {
+        let e = Enrichment::default();
+        let mut join = HttpJoin::new();
+        let mut out = Vec::new();
+        let mut req = request("GET /", "h", abi::VERDICT_ALLOWED, 0, 0);
+        for n in 0..(MAX_PENDING as u32 + 10) {
+            req.number = n;
+            join.flows(&req, &e, 0, &mut out);
+            out.clear();
+        }
+        assert_eq!(join.pending(), MAX_PENDING);
+        req.number = 0;
+        join.flows(&response_to(&req, 200, 1), &e, 0, &mut out);
+        assert_eq!(out[0].l7.as_deref().unwrap().method, "");
+    }
+}
