@@ -82,40 +82,67 @@ impl Packet {
             }
             _ => vec![0u8; 8],
         };
-        let mut frame = vec![0u8; 14];
-        frame[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
-        frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-        match (self.src, self.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-                let mut ip = vec![0u8; 20];
-                ip[0] = 0x45;
-                ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-                ip[8] = 64;
-                ip[9] = self.protocol;
-                ip[12..16].copy_from_slice(&s.octets());
-                ip[16..20].copy_from_slice(&d.octets());
-                frame.extend(ip);
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                frame[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-                let mut ip = vec![0u8; 40];
-                ip[0] = 0x60;
-                ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-                ip[6] = self.protocol;
-                ip[7] = 64;
-                ip[8..24].copy_from_slice(&s.octets());
-                ip[24..40].copy_from_slice(&d.octets());
-                frame.extend(ip);
-            }
-            _ => panic!(
-                "packet mixes IPv4 and IPv6 addresses: {} -> {}",
-                self.src, self.dst
-            ),
-        }
-        frame.extend(l4);
-        frame
+        frame(self.src, self.dst, self.protocol, &l4)
     }
+}
+
+/// A TCP segment carrying `payload`, with sequence and acknowledgement numbers (the HTTP
+/// datapath follows the byte stream by them).
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_segment(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0..2].copy_from_slice(&sport.to_be_bytes());
+    h[2..4].copy_from_slice(&dport.to_be_bytes());
+    h[4..8].copy_from_slice(&seq.to_be_bytes());
+    h[8..12].copy_from_slice(&ack.to_be_bytes());
+    h[12] = 5 << 4;
+    h[13] = flags;
+    h[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    h.extend_from_slice(payload);
+    frame(src, dst, 6, &h)
+}
+
+/// Ethernet + IP header (checksum zero) in front of `l4`.
+fn frame(src: IpAddr, dst: IpAddr, protocol: u8, l4: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8; 14];
+    frame[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            let mut ip = vec![0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+            ip[8] = 64;
+            ip[9] = protocol;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            frame.extend(ip);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            frame[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+            let mut ip = vec![0u8; 40];
+            ip[0] = 0x60;
+            ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+            ip[6] = protocol;
+            ip[7] = 64;
+            ip[8..24].copy_from_slice(&s.octets());
+            ip[24..40].copy_from_slice(&d.octets());
+            frame.extend(ip);
+        }
+        _ => panic!("packet mixes IPv4 and IPv6 addresses: {src} -> {dst}"),
+    }
+    frame.extend_from_slice(l4);
+    frame
 }
 
 /// Size of `struct __sk_buff` passed as the test-run context.

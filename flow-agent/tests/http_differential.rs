@@ -1,0 +1,424 @@
+//! The kernel's HTTP matcher must agree with the policy crate's reference: generated rule sets
+//! and requests (odd characters, percent-encoding, long paths, case, header whitespace,
+//! framing headers) are sent through the real `to_container` program with BPF_PROG_TEST_RUN as
+//! TCP connections (a SYN, then the requests pipelined and cut into segments at random places,
+//! down to single bytes), and every request the kernel reports is compared with what
+//! `RequestStream` and `HttpRuleSet::matching_rule` say: allowed by which rule, or denied and
+//! why, and the request line and Host the flow will show. Any difference fails the test with
+//! the case's seed, the connection's bytes and its segments.
+//!
+//! `WEIR_HTTP_DIFF_CASES` (default 300, 100 requests each) and `WEIR_HTTP_DIFF_SEED` (first
+//! seed) tune it. Privileged: needs root for BPF and a network namespace.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use aya::maps::{MapData, RingBuf};
+use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, MapWriter};
+use weir_flow_agent::testrun::{self, TC_ACT_OK};
+use weir_policy::compiled::CompiledPolicy;
+use weir_policy::http::{HttpRequest, HttpRuleSet, Invalid, RequestStream, build_tables};
+use weir_policy::testgen::{encode_request, random_http_case};
+use weir_policy::{ClusterState, Options, PolicySet};
+use weir_probes::abi::{self, CtKey, Event, L7Event};
+
+const CLUSTER: &str = "{name: diff, podCIDRs: [10.0.0.0/16], nodes: [{name: n1, ips: [192.168.1.1]}], namespaces: [{name: default}]}";
+const CLIENT: &str = "{name: client-0, namespace: default, node: n1, labels: {app: client}, ips: [10.0.1.1], interface: v1}";
+const SERVER: &str = "{name: server-0, namespace: default, node: n1, labels: {app: server}, ips: [10.0.1.2], interface: v0}";
+
+/// The server's ingress on port 80 carries HTTP rule set 1, which each case replaces.
+const POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: http-diff
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: server
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: client
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+          rules:
+            http:
+              - method: GET
+"#;
+
+const TCP_SYN: u8 = 0x02;
+const TCP_PSH_ACK: u8 = 0x18;
+/// Largest payload per segment (a typical MSS).
+const MSS: usize = 1460;
+
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("whttp{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run(&["ip", "netns", "add", &name]);
+        for (a, b) in [("v0", "p0"), ("v1", "p1")] {
+            run(&[
+                "ip", "-n", &name, "link", "add", a, "type", "veth", "peer", "name", b,
+            ]);
+            for dev in [a, b] {
+                run(&["ip", "-n", &name, "link", "set", dev, "up"]);
+            }
+        }
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn run(argv: &[&str]) {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What is reported about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Report {
+    /// The allowing rule's index, or None when denied.
+    rule: Option<u32>,
+    /// Drop reason of a denied request.
+    reason: u16,
+    /// "method SP target" as captured (at most 255 bytes).
+    line: Vec<u8>,
+    method_len: u8,
+    /// The Host value as captured (at most 64 bytes), for a request that parsed.
+    host: Vec<u8>,
+}
+
+/// splitmix64: the segmentation of each connection follows from the case's seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Cuts `len` bytes into segments: whole (up to the MSS), at random places, or byte by byte.
+fn segments(rng: &mut Rng, len: usize) -> Vec<(usize, usize)> {
+    let mode = rng.below(4);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let size = match mode {
+            0 | 1 => MSS,
+            2 => 1 + rng.below(64) as usize,
+            _ => {
+                if rng.below(3) == 0 {
+                    1
+                } else {
+                    1 + rng.below(MSS as u64) as usize
+                }
+            }
+        };
+        let end = (at + size).min(len);
+        out.push((at, end));
+        at = end;
+    }
+    out
+}
+
+/// The reference: what the datapath must report for a connection carrying `bytes`.
+fn expected(set: &HttpRuleSet, bytes: &[u8]) -> Vec<Report> {
+    let mut stream = RequestStream::new();
+    let mut out = Vec::new();
+    let mut parsed: Vec<HttpRequest> = Vec::new();
+    let error = match stream.feed(bytes) {
+        Ok(reqs) => {
+            parsed.extend(reqs.into_iter().map(|(r, _)| r));
+            stream.feed(&[]).err()
+        }
+        Err(e) => Some(e),
+    };
+    for req in &parsed {
+        let mut line = req.method.clone();
+        line.push(b' ');
+        line.extend_from_slice(&req.target);
+        line.truncate(255);
+        let host = req
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"host"))
+            .map(|(_, v)| v[..v.len().min(abi::HTTP_HOST_CAP)].to_vec())
+            .unwrap_or_default();
+        let rule = set.matching_rule(req).map(|i| i as u32);
+        out.push(Report {
+            rule,
+            reason: if rule.is_some() { 0 } else { 133 },
+            line,
+            method_len: req.method.len() as u8,
+            host,
+        });
+        if rule.is_none() {
+            return out;
+        }
+    }
+    if let Some(e) = error {
+        out.push(Report {
+            rule: None,
+            reason: match e {
+                Invalid::Unsupported => 180,
+                Invalid::Malformed | Invalid::TooLong => 134,
+            },
+            line: Vec::new(),
+            method_len: 0,
+            host: Vec::new(),
+        });
+    }
+    out
+}
+
+fn report(ev: &L7Event) -> Report {
+    let denied = ev.flow.verdict == abi::VERDICT_DENIED;
+    let parsed = !denied || ev.flow.drop_reason == 133;
+    Report {
+        rule: (!denied).then_some(ev.rule),
+        reason: if denied { ev.flow.drop_reason } else { 0 },
+        // A request that did not parse has no line or Host to compare.
+        line: if parsed {
+            ev.line().to_vec()
+        } else {
+            Vec::new()
+        },
+        method_len: if parsed { ev.method_len } else { 0 },
+        host: if parsed {
+            ev.host().to_vec()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+struct Harness {
+    dp: Datapath,
+    writer: MapWriter,
+    events: RingBuf<MapData>,
+    server_if: u32,
+    client: IpAddr,
+    server: IpAddr,
+    sport: u16,
+}
+
+impl Harness {
+    fn drain(&mut self) -> Vec<L7Event> {
+        let mut out = Vec::new();
+        while let Some(item) = self.events.next() {
+            if let Event::L7(ev) = Event::decode(&item).expect("decodable event") {
+                if ev.l7_type == abi::L7_REQUEST {
+                    out.push(*ev);
+                }
+            }
+        }
+        out
+    }
+
+    fn send(&mut self, flags: u8, seq: u32, payload: &[u8]) -> u32 {
+        let frame = testrun::tcp_segment(
+            self.client,
+            self.server,
+            self.sport,
+            80,
+            flags,
+            seq,
+            1,
+            payload,
+        );
+        let prog = self.dp.program(Hook::ToContainer).unwrap();
+        testrun::run(prog, &frame, self.server_if, 1).unwrap().0
+    }
+
+    /// One connection: SYN, then `bytes` in `cuts`. Returns the kernel's request reports.
+    fn connection(&mut self, bytes: &[u8], cuts: &[(usize, usize)], isn: u32) -> Vec<Report> {
+        self.sport = if self.sport >= 65_000 {
+            1024
+        } else {
+            self.sport + 1
+        };
+        self.drain();
+        assert_eq!(
+            self.send(TCP_SYN, isn, &[]),
+            TC_ACT_OK,
+            "the SYN is allowed"
+        );
+        for &(a, b) in cuts {
+            self.send(
+                TCP_PSH_ACK,
+                isn.wrapping_add(1).wrapping_add(a as u32),
+                &bytes[a..b],
+            );
+        }
+        let reports = self.drain().iter().map(report).collect();
+        let mut key = CtKey {
+            sport: self.sport,
+            dport: 80,
+            protocol: 6,
+            direction: abi::DIR_INGRESS,
+            family: 4,
+            ifindex: self.server_if,
+            ..Default::default()
+        };
+        if let (IpAddr::V4(c), IpAddr::V4(s)) = (self.client, self.server) {
+            key.saddr[..4].copy_from_slice(&c.octets());
+            key.daddr[..4].copy_from_slice(&s.octets());
+        }
+        let _ = self.writer.ct().remove(&key);
+        reports
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+fn check_case(
+    h: &mut Harness,
+    base: &CompiledPolicy,
+    local: &[LocalEndpoint<'_>],
+    seed: u64,
+) -> Result<usize, String> {
+    let (set, requests) = random_http_case(seed);
+    let mut compiled = base.clone();
+    let tables = build_tables(&set).map_err(|e| format!("seed {seed}: tables: {e}"))?;
+    compiled.http_rule_sets.insert(1, set.clone());
+    compiled.http_tables.insert(1, tables);
+    h.writer
+        .apply(&compiled, local)
+        .map_err(|e| format!("seed {seed}: apply: {e}"))?;
+    let mut rng = Rng(seed);
+    let mut checked = 0;
+    let mut rest: &[HttpRequest] = &requests;
+    let mut conn = 0;
+    while !rest.is_empty() {
+        let n = (1 + rng.below(4) as usize).min(rest.len());
+        let (these, later) = rest.split_at(n);
+        rest = later;
+        let bytes: Vec<u8> = these.iter().flat_map(encode_request).collect();
+        let cuts = segments(&mut rng, bytes.len());
+        let isn = rng.next() as u32;
+        let want = expected(&set, &bytes);
+        let got = h.connection(&bytes, &cuts, isn);
+        if got != want {
+            let rules: Vec<String> = set.rules.iter().map(|r| format!("{:?}", r.rule)).collect();
+            return Err(format!(
+                "seed {seed} connection {conn}: kernel reported\n{got:#?}\nthe reference expects\n{want:#?}\nrules:\n{}\nbytes: \"{}\"\nsegments: {cuts:?}",
+                rules.join("\n"),
+                show(&bytes)
+            ));
+        }
+        checked += want.len();
+        conn += 1;
+    }
+    Ok(checked)
+}
+
+#[test]
+fn kernel_http_matching_agrees_with_the_reference() {
+    if !weir_lab::privileged("kernel_http_matching_agrees_with_the_reference") {
+        return;
+    }
+    let cases: u64 = std::env::var("WEIR_HTTP_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let first: u64 = std::env::var("WEIR_HTTP_DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let state = ClusterState::from_sources(
+        Some(("cluster.yaml", CLUSTER)),
+        [("server-0.yaml", SERVER), ("client-0.yaml", CLIENT)],
+    )
+    .unwrap();
+    let policies = PolicySet::parse_str("diff.yaml", POLICY).unwrap();
+    let options = Options {
+        local_node: "n1".into(),
+        ..Options::default()
+    };
+    let base = weir_policy::compile(&state, &policies, &options).unwrap();
+    let ns = Netns::new();
+    let ns_path = format!("/run/netns/{}", ns.0);
+    let result = std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns_path).unwrap();
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("enter the test namespace");
+        let mut dp = Datapath::load(&DatapathOptions::default()).expect("load the datapath");
+        let writer = dp.take_writer().unwrap();
+        let events = dp.take_events().unwrap();
+        let ifindex = |name: &str| nix::net::if_::if_nametoindex(name).unwrap();
+        let ips: Vec<Vec<IpAddr>> = base
+            .endpoints
+            .iter()
+            .map(|e| state.endpoint(&e.namespace, &e.name).unwrap().ips.clone())
+            .collect();
+        let local: Vec<LocalEndpoint<'_>> = base
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, policy)| LocalEndpoint {
+                ifindex: ifindex(if policy.name == "server-0" {
+                    "v0"
+                } else {
+                    "v1"
+                }),
+                ep_id: i as u32 + 1,
+                ips: &ips[i],
+                policy,
+            })
+            .collect();
+        let mut h = Harness {
+            dp,
+            writer,
+            events,
+            server_if: ifindex("v0"),
+            client: "10.0.1.1".parse().unwrap(),
+            server: "10.0.1.2".parse().unwrap(),
+            sport: 1024,
+        };
+        let mut reports = 0;
+        for seed in first..first + cases {
+            reports += check_case(&mut h, &base, &local, seed)?;
+        }
+        Ok::<_, String>(reports)
+    })
+    .join()
+    .expect("differential thread panicked");
+    drop(ns);
+    match result {
+        Ok(reports) => {
+            eprintln!("{cases} cases: kernel and reference agree on {reports} request reports");
+            assert!(
+                reports > cases as usize * 20,
+                "too few requests compared: {reports}"
+            );
+        }
+        Err(mismatch) => panic!("{mismatch}"),
+    }
+}
