@@ -231,10 +231,10 @@ impl Harness {
     fn drain(&mut self) -> Vec<L7Event> {
         let mut out = Vec::new();
         while let Some(item) = self.events.next() {
-            if let Event::L7(ev) = Event::decode(&item).expect("decodable event") {
-                if ev.l7_type == abi::L7_REQUEST {
-                    out.push(*ev);
-                }
+            if let Event::L7(ev) = Event::decode(&item).expect("decodable event")
+                && ev.l7_type == abi::L7_REQUEST
+            {
+                out.push(*ev);
             }
         }
         out
