@@ -240,3 +240,155 @@ fn weir_observe_shows_what_the_kernel_forwarded_and_dropped() {
     assert!(trace.contains("Final verdict: DENIED"), "{trace}");
     assert!(trace.contains("POLICY_DENIED"), "{trace}");
 }
+
+const L7_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: user-service-api-policy
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: users
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+          rules:
+            http:
+              - method: "GET"
+                path: "/api/v1/users/?.*"
+"#;
+
+#[test]
+fn weir_observe_shows_http_requests_the_kernel_allowed_and_denied() {
+    if !weir_lab::privileged("weir_observe_shows_http_requests_the_kernel_allowed_and_denied") {
+        return;
+    }
+    let lab = Lab::up(LabConfig::with_prefix(format!(
+        "wl{}",
+        std::process::id() % 10_000
+    )))
+    .unwrap();
+    std::fs::write(lab.policy_dir().join("users.yaml"), L7_POLICY).unwrap();
+    let mut agent = lab
+        .spawn_agent(
+            "node1",
+            agent_binary(),
+            &["--listen-address", "none", "--poll-interval", "200ms"],
+        )
+        .unwrap();
+    agent.wait_ready().unwrap();
+    let server = format!("unix://{}", agent.socket_path().display());
+    let start = Instant::now();
+    while !stdout(&weir(&server, &["policy", "get"])).contains("user-service-api-policy") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "policy never applied"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // curl, naming the service as the Host.
+    let users = lab.endpoint("users-0").unwrap().ipv4;
+    let curl = |method: &str, path: &str| -> String {
+        let out = lab
+            .command("frontend-0", "curl")
+            .unwrap()
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args([
+                "--connect-to",
+                &format!("users:80:{users}:80"),
+                "-X",
+                method,
+            ])
+            .arg(format!("http://users{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("GET", "/api/v1/users/7"), "200");
+    assert_eq!(curl("DELETE", "/api/v1/users/123"), "403");
+
+    let start = Instant::now();
+    let out = loop {
+        let out = stdout(&weir(
+            &server,
+            &["observe", "-t", "l7", "--http-method", "DELETE"],
+        ));
+        if out.lines().count() >= 2 {
+            break out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no L7 flows:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // "Dec  5 08:46:02.005: default/frontend-0:51418 (ID:15183931) -> default/users-0:80 (ID:5483793) http-request DROPPED (HTTP/1.1 DELETE http://users/api/v1/users/123)"
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let request = lines[0].split_once(": ").unwrap().1;
+    let fields: Vec<&str> = request.split(' ').collect();
+    assert!(fields[0].starts_with("default/frontend-0:"), "{request}");
+    assert!(fields[1].starts_with("(ID:"), "{request}");
+    assert_eq!(fields[2..4], ["->", "default/users-0:80"], "{request}");
+    assert!(
+        request.ends_with("http-request DROPPED (HTTP/1.1 DELETE http://users/api/v1/users/123)"),
+        "{request}"
+    );
+    let response = lines[1].split_once(": ").unwrap().1;
+    assert!(response.contains(" <- default/users-0:80 "), "{response}");
+    assert!(
+        response.contains("http-response FORWARDED (HTTP/1.1 403 ")
+            && response.ends_with("ms (DELETE http://users/api/v1/users/123))"),
+        "{response}"
+    );
+
+    // --http-status selects responses; combined with the verdict filter.
+    let denied = stdout(&weir(
+        &server,
+        &["observe", "-t", "l7", "--verdict", "DROPPED"],
+    ));
+    assert_eq!(denied.lines().count(), 1, "{denied}");
+    let ok = stdout(&weir(
+        &server,
+        &[
+            "observe",
+            "--http-status",
+            "200",
+            "--http-path",
+            "/api/v1/users/\\d+",
+        ],
+    ));
+    assert!(
+        ok.lines().count() == 1
+            && ok.contains("http-response FORWARDED (HTTP/1.1 200 ")
+            && ok.contains("(GET http://users/api/v1/users/7))"),
+        "{ok}"
+    );
+    // JSON names the policy that denied the request.
+    let json = stdout(&weir(
+        &server,
+        &["observe", "-t", "l7", "--verdict", "DROPPED", "-o", "json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        v["flow"]["ingress_denied_by"][0]["name"], "user-service-api-policy",
+        "{json}"
+    );
+    assert_eq!(v["flow"]["l7"]["http"]["method"], "DELETE", "{json}");
+}
