@@ -294,6 +294,14 @@ fn weir_observe_shows_http_requests_the_kernel_allowed_and_denied() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    let get = stdout(&weir(&server, &["policy", "get", "--endpoint", "users-0"]));
+    assert!(
+        get.contains("HTTP rules of the ALLOW for identity")
+            && get.contains("GET      /api/v1/users/?.*")
+            && get.contains("CiliumNetworkPolicy default/user-service-api-policy"),
+        "{get}"
+    );
+
     // curl, naming the service as the Host.
     let users = lab.endpoint("users-0").unwrap().ipv4;
     let curl = |method: &str, path: &str| -> String {

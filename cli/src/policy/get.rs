@@ -8,7 +8,9 @@
 
 use clap::Args;
 use weir_proto::flow;
-use weir_proto::weir::{DirectionPolicy, EndpointPolicy, GetPolicyResponse, Notice, PolicyRule};
+use weir_proto::weir::{
+    DirectionPolicy, EndpointPolicy, GetPolicyResponse, HttpRule, Notice, PolicyRule,
+};
 
 use super::{Format, policy_name, pretty_json, print, push_list};
 use crate::client::ServerArgs;
@@ -199,6 +201,54 @@ fn direction(out: &mut String, name: &str, d: &DirectionPolicy) {
         return;
     }
     out.push_str(&rule_table(&d.rules));
+    out.push_str(&http_rules(&d.rules));
+}
+
+/// The HTTP rules of the allows restricted to them, below the rule table.
+pub fn http_rules(rules: &[PolicyRule]) -> String {
+    let mut out = String::new();
+    for r in rules.iter().filter(|r| !r.http.is_empty()) {
+        let peer = if r.identity == 0 {
+            "any identity".to_owned()
+        } else if r.identity_labels.is_empty() {
+            format!("identity {}", r.identity)
+        } else {
+            format!("identity {} ({})", r.identity, r.identity_labels.join(","))
+        };
+        out.push_str(&format!(
+            "    HTTP rules of the ALLOW for {peer} on {}/{}: a request must match one\n",
+            r.ports, r.protocol
+        ));
+        let mut tw = TabWriter::hubble();
+        tw.write("      METHOD\tPATH\tHOST\tHEADERS\tPOLICY\n");
+        let any = |s: &str| {
+            if s.is_empty() {
+                "any".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        for h in &r.http {
+            let headers = if h.headers.is_empty() {
+                "-".to_owned()
+            } else {
+                h.headers.join(", ")
+            };
+            let policy = h
+                .policy
+                .as_ref()
+                .map(policy_of)
+                .unwrap_or_else(|| "-".into());
+            tw.write(&format!(
+                "      {}\t{}\t{}\t{headers}\t{policy}\n",
+                any(&h.method),
+                any(&h.path),
+                any(&h.host)
+            ));
+        }
+        out.push_str(&tw.render());
+    }
+    out
 }
 
 /// The rules as a table, indented by four spaces.
@@ -268,6 +318,7 @@ mod tests {
                 audit: true,
                 match_type: "L3-L4".into(),
                 policies: vec![cnp("a"), cnp("b")],
+                http: Vec::new(),
             },
         ];
         assert_eq!(
@@ -275,6 +326,40 @@ mod tests {
             "    ACTION         IDENTITY   PROTOCOL   PORTS       MATCH   POLICIES                                                       LABELS\n\
              \x20   ALLOW          any        ANY        any         all     -                                                              -\n\
              \x20   DENY (audit)   1234       TCP        8080-8087   L3-L4   CiliumNetworkPolicy default/a, CiliumNetworkPolicy default/b   k8s:app=a,k8s:x=y\n"
+        );
+    }
+
+    #[test]
+    fn http_rules_are_listed_under_their_allow() {
+        let rule = PolicyRule {
+            identity: 1234,
+            identity_labels: vec!["k8s:app=frontend".into()],
+            protocol: "TCP".into(),
+            ports: "80".into(),
+            match_type: "L3-L4".into(),
+            http: vec![
+                HttpRule {
+                    method: "GET".into(),
+                    path: "/api/v1/users/?.*".into(),
+                    policy: Some(cnp("users")),
+                    ..Default::default()
+                },
+                HttpRule {
+                    method: "POST".into(),
+                    path: "/api/v1/orders".into(),
+                    headers: vec!["Content-Type: application/json".into()],
+                    policy: Some(cnp("api")),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            http_rules(&[PolicyRule::default(), rule]),
+            "    HTTP rules of the ALLOW for identity 1234 (k8s:app=frontend) on 80/TCP: a request must match one\n\
+             \x20     METHOD   PATH                HOST   HEADERS                          POLICY\n\
+             \x20     GET      /api/v1/users/?.*   any    -                                CiliumNetworkPolicy default/users\n\
+             \x20     POST     /api/v1/orders      any    Content-Type: application/json   CiliumNetworkPolicy default/api\n"
         );
     }
 

@@ -110,9 +110,42 @@ fn direction(d: &DirectionPolicy, s: &PolicyStatus) -> api::DirectionPolicy {
                 audit: e.audit,
                 match_type: match_type_name(e.match_type).to_string(),
                 policies: refs(e.rule_set),
+                http: http_rules(e.l7_rules, s),
             })
             .collect(),
     }
+}
+
+/// The HTTP rules of an entry's rule set (`l7_rules`, 0: none).
+fn http_rules(set: u32, s: &PolicyStatus) -> Vec<api::HttpRule> {
+    let Some(set) = s.compiled.http_rule_sets.get(&set).filter(|_| set != 0) else {
+        return Vec::new();
+    };
+    set.rules
+        .iter()
+        .map(|r| api::HttpRule {
+            method: r.rule.method.clone().unwrap_or_default(),
+            path: r.rule.path.clone().unwrap_or_default(),
+            host: r.rule.host.clone().unwrap_or_default(),
+            headers: r
+                .rule
+                .headers
+                .iter()
+                .map(|h| {
+                    let mut text = match &h.value {
+                        Some(v) => format!("{}: {v}", h.name),
+                        None => h.name.clone(),
+                    };
+                    if h.log_only {
+                        text.push_str(" (mismatch: LOG)");
+                    }
+                    text
+                })
+                .collect(),
+            policy: Some(policy(&r.policy, s.revision)),
+            location: r.location.clone(),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
