@@ -78,3 +78,40 @@ step "What is enforced"
 show weir policy get
 step "Why billing cannot reach users"
 show weir policy trace --src-endpoint billing-0 --dst-endpoint users-0 --dport 80/TCP
+
+step "HTTP rules, enforced in the kernel: the seeds' L7 policies replace users-ingress"
+rm -f "$RUN/policies/users-ingress.yaml"
+cp lab/demo/l7/*.yaml "$RUN/policies/"
+for f in lab/demo/l7/*.yaml; do sed -n 's/^# /   /p' "$f"; done
+for _ in $(seq 1 100); do
+	if weir policy get -o json 2>/dev/null | grep -q '"public-api-only"'; then break; fi
+	sleep 0.2
+done
+API=$(sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/production_api-server-0.yaml" | head -n 1)
+SERVICE=$(ip_of default_service-0)
+http() { # from-endpoint namespace method url [curl args...]
+	local from=$1 ns=$2 method=$3 url=$4 code
+	shift 4
+	code=$(ip netns exec "$PREFIX-$ns-$from" curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+		--connect-to "users:80:$USERS:80" -X "$method" "$@" "$url" || true)
+	if [ "$code" = "000" ]; then code="no answer (dropped)"; fi
+	printf '   %-15s %-6s %-44s %s\n' "$from" "$method" "$url" "$code"
+}
+http frontend-0 default GET http://users/api/v1/users/1
+http frontend-0 default DELETE http://users/api/v1/users/123
+http billing-0 default POST http://users/api/v1/payments -d '{"amount":1}'
+http billing-0 default GET http://users/api/v1/users/1
+http web-frontend-0 production GET "http://$API:8080/api/v1/products/7"
+http web-frontend-0 production POST "http://$API:8080/api/v1/orders" -H 'Content-Type: application/json' -d '{"item":1}'
+http web-frontend-0 production POST "http://$API:8080/api/v1/orders" -d 'item=1'
+http frontend-0 default GET "http://$SERVICE/public"
+http frontend-0 default GET "http://$SERVICE/private"
+http billing-0 default GET "http://$SERVICE/public"
+sleep 1
+
+step "HTTP requests and responses, as Hubble shows L7 flows"
+show weir observe -t l7 --last 30
+step "Only the denied DELETE and the 403 the client received"
+show weir observe -t l7 --http-method DELETE
+step "The HTTP rules of users' ingress"
+show weir policy get --endpoint users-0

@@ -607,67 +607,22 @@ fn revoking_a_rule_cuts_established_connections() {
     );
 }
 
-/// The seeds' L7 policies: user-service-api-policy and api-l7-policy (with its header rule).
-const L7_POLICY: &str = r#"
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: user-service-api-policy
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      app: users
-  ingress:
-    - fromEndpoints:
-        - matchLabels:
-            app: frontend
-      toPorts:
-        - ports:
-            - port: "80"
-              protocol: TCP
-          rules:
-            http:
-              - method: "GET"
-                path: "/api/v1/users/?.*"
-    - fromEndpoints:
-        - matchLabels:
-            app: billing
-      toPorts:
-        - ports:
-            - port: "80"
-              protocol: TCP
-          rules:
-            http:
-              - method: "POST"
-                path: "/api/v1/payments"
----
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: api-l7-policy
-  namespace: production
-spec:
-  endpointSelector:
-    matchLabels:
-      app: api-server
-  ingress:
-    - fromEndpoints:
-        - matchLabels:
-            app: web-frontend
-      toPorts:
-        - ports:
-            - port: "8080"
-              protocol: TCP
-          rules:
-            http:
-              - method: GET
-                path: "/api/v1/.*"
-              - method: POST
-                path: "/api/v1/orders"
-                headers:
-                  - 'Content-Type: application/json'
-"#;
+/// The seeds' L7 policies, as the demo applies them: user-service-api-policy, api-l7-policy
+/// (with its Content-Type header rule) and public-api-only.
+const L7_POLICIES: &[(&str, &str)] = &[
+    (
+        "user-service-api-policy.yaml",
+        include_str!("../../lab/demo/l7/user-service-api-policy.yaml"),
+    ),
+    (
+        "api-l7-policy.yaml",
+        include_str!("../../lab/demo/l7/api-l7-policy.yaml"),
+    ),
+    (
+        "public-api-only.yaml",
+        include_str!("../../lab/demo/l7/public-api-only.yaml"),
+    ),
+];
 
 /// What curl saw of one transfer (`--next` starts another on the same connection).
 #[derive(Debug)]
@@ -752,7 +707,7 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
     if !weir_lab::privileged("http_rules_allow_by_method_path_and_header_and_answer_denials") {
         return;
     }
-    let s = Setup::new("h", &[("l7.yaml", L7_POLICY)]);
+    let s = Setup::new("h", L7_POLICIES);
     let users = s.addr("users-0", 80, false);
     let users6 = s.addr("users-0", 80, true);
     let api = s.addr("api-server-0", 8080, false);
@@ -901,6 +856,27 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
         status(&s, "web-frontend-0", &["-w", CURL_W, &api_url("/healthz")]),
         403
     );
+
+    // public-api-only: env=prod clients may GET /public; others do not even connect.
+    let service = s.addr("service-0", 80, false);
+    let public = |path: &str| format!("http://{service}{path}");
+    assert_eq!(
+        status(&s, "frontend-0", &["-w", CURL_W, &public("/public")]),
+        200
+    );
+    assert_eq!(
+        status(&s, "frontend-0", &["-w", CURL_W, &public("/private")]),
+        403
+    );
+    assert_eq!(
+        status(
+            &s,
+            "frontend-0",
+            &["-w", CURL_W, "-X", "POST", &public("/public")]
+        ),
+        403
+    );
+    s.assert_blocked("billing-0", "service-0", 80, false);
 
     // The servers never saw a denied request.
     let seen: Vec<(String, String, String)> = s

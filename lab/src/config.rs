@@ -380,12 +380,12 @@ impl Protocol {
     }
 }
 
-/// The scenario endpoints: the HTTP services of the seeds, kube-dns, and the `production`
-/// namespace's API server and web frontend.
+/// The scenario endpoints: the HTTP services of the seeds, kube-dns, the `production`
+/// namespace's API server and web frontend, and the public-api-only service.
 pub fn default_endpoints() -> Vec<EndpointDef> {
     let app = |ns: &str, name: &str, app: &str| EndpointDef::new(ns, name).label("app", app);
     vec![
-        app("default", "frontend-0", "frontend"),
+        app("default", "frontend-0", "frontend").label("env", "prod"),
         app("default", "users-0", "users").server(ServerDef::http_api("users", 80)),
         app("default", "billing-0", "billing").server(ServerDef::http_api("billing", 80)),
         app("default", "catalog-0", "catalog").server(ServerDef::http_api("catalog", 80)),
@@ -397,6 +397,8 @@ pub fn default_endpoints() -> Vec<EndpointDef> {
         app("production", "api-server-0", "api-server")
             .server(ServerDef::http_api("api-server", 8080)),
         app("production", "web-frontend-0", "web-frontend"),
+        // The seeds' public-api-only: `app: service` serves /public to `env: prod` clients.
+        app("default", "service-0", "service").server(ServerDef::http_api("service", 80)),
     ]
 }
 

@@ -105,6 +105,7 @@ fn up_builds_everything_and_down_removes_it() {
         "kube-system-coredns-0",
         "production-api-server-0",
         "production-web-frontend-0",
+        "default-service-0",
     ]
     .iter()
     .map(|n| format!("{prefix}-{n}"))
@@ -167,7 +168,7 @@ fn up_builds_everything_and_down_removes_it() {
 
     // The state directory loads with the policy crate; the policy directory exists.
     let state = ClusterState::load_dir(&lab.state_dir()).expect("state dir loads");
-    assert_eq!(state.endpoints.len(), 9);
+    assert_eq!(state.endpoints.len(), 10);
     assert_eq!(
         state.endpoint("default", "users-0").unwrap().interface,
         "lxc02"
