@@ -818,6 +818,29 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
         "{ka:?}"
     );
 
+    // The client's next connection from the same port after a denial is decided afresh.
+    let port = "40100";
+    assert_eq!(
+        users_status(
+            "frontend-0",
+            &[
+                "--local-port",
+                port,
+                "-X",
+                "DELETE",
+                "http://users/api/v1/users/5"
+            ]
+        ),
+        403
+    );
+    assert_eq!(
+        users_status(
+            "frontend-0",
+            &["--local-port", port, "http://users/api/v1/users/5"]
+        ),
+        200
+    );
+
     // api-l7-policy: GET under /api/v1/, POST /api/v1/orders only as JSON.
     let api_url = |path: &str| format!("http://{api}{path}");
     assert_eq!(

@@ -374,6 +374,10 @@ static __always_inline int http_deny(struct __sk_buff *skb, const struct pkt *p,
 	    (__s32)(resp->next_seq - p->ack) > 0)
 		client_seq = resp->next_seq;
 	e->l7_flags |= WEIR_CT_L7_DENIED;
+	/* The server gets a RST: the connection is over. Like a RST it may be reopened by a new SYN
+	 * on the same ports (the client's next connection) and expires soon. */
+	e->flags |= WEIR_CT_RST;
+	e->expires = bpf_jiffies64() + weir_runtime.ct_lifetime_close_jiffies;
 	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
 	sc->dir = dir;
 	sc->answer = answer;
