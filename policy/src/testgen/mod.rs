@@ -16,6 +16,7 @@ mod generate;
 mod http;
 mod lookup;
 mod rng;
+mod stream_check;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ pub use check::{Mismatch, check_case};
 pub use http::{encode_request, random_http_case};
 pub use lookup::{LookupResult, lookup, lookup_direction};
 pub use rng::Rng;
+pub use stream_check::{MAX_CUTS, check_request_stream, request_stream_input};
 
 use crate::cluster::ClusterState;
 use crate::error::PolicyError;
