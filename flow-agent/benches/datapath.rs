@@ -4,7 +4,9 @@
 //! 1. BPF_PROG_TEST_RUN cost per packet of the endpoint program (`to_container`) for an
 //!    established packet, a new allowed connection and a new denied one, next to an empty TC
 //!    program in the same run.
-//! 2. The agent's event pipeline on one core: ring buffer → decode → enrich → flow store.
+//! 2. The cost of an HTTP request segment on a connection with HTTP rules (allowed, denied, a
+//!    long path), next to the empty program.
+//! 3. The agent's event pipeline on one core: ring buffer → decode → enrich → flow store.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use aya::programs::SchedClassifier;
 use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, Timing};
 use weir_flow_agent::flows::{Enrichment, EnrichmentHandle, PeerMeta};
+use weir_flow_agent::l7::HttpJoin;
 use weir_flow_agent::monitor::{self, Clock, MonitorStats};
 use weir_flow_agent::store::FlowStore;
 use weir_flow_agent::testrun::{self, Packet, TC_ACT_OK, TC_ACT_SHOT};
@@ -20,6 +23,7 @@ use weir_policy::compiled::{
     CompiledPolicy, DirectionPolicy, EndpointPolicy, IpcacheEntry, MatchType, PolicyEntry,
     PolicyRef,
 };
+use weir_policy::http::{HttpMatch, HttpRuleEntry, HttpRuleSet, build_tables};
 
 const USERS: &str = "10.200.1.11";
 const FRONTEND: &str = "10.200.1.10";
@@ -29,6 +33,8 @@ const ID_FRONTEND: u32 = 30_002;
 const ID_BILLING: u32 = 30_003;
 const REPEAT: u32 = 1_000_000;
 const NEW_CONNECTIONS: u32 = 50_000;
+/// users' port with HTTP rules.
+const HTTP_PORT: u16 = 8080;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -50,17 +56,30 @@ fn policy() -> CompiledPolicy {
             ingress: DirectionPolicy {
                 enforced: true,
                 selecting: 1,
-                entries: vec![PolicyEntry {
-                    identity: ID_FRONTEND,
-                    protocol: 6,
-                    port: 80,
-                    port_prefix_len: 16,
-                    deny: false,
-                    audit: false,
-                    l7_rules: 0,
-                    match_type: MatchType::L3L4,
-                    rule_set: 1,
-                }],
+                entries: vec![
+                    PolicyEntry {
+                        identity: ID_FRONTEND,
+                        protocol: 6,
+                        port: 80,
+                        port_prefix_len: 16,
+                        deny: false,
+                        audit: false,
+                        l7_rules: 0,
+                        match_type: MatchType::L3L4,
+                        rule_set: 1,
+                    },
+                    PolicyEntry {
+                        identity: ID_FRONTEND,
+                        protocol: 6,
+                        port: HTTP_PORT,
+                        port_prefix_len: 16,
+                        deny: false,
+                        audit: false,
+                        l7_rules: 1,
+                        match_type: MatchType::L3L4,
+                        rule_set: 1,
+                    },
+                ],
             },
             egress: DirectionPolicy::default(),
         }],
@@ -82,7 +101,28 @@ fn policy() -> CompiledPolicy {
             }],
         )]
         .into(),
+        http_rule_sets: [(1, http_rules())].into(),
+        http_tables: [(1, build_tables(&http_rules()).unwrap())].into(),
         ..Default::default()
+    }
+}
+
+/// users' HTTP rules on `HTTP_PORT`: the seeds' "frontend may only GET /api/v1/users/?.*".
+fn http_rules() -> HttpRuleSet {
+    HttpRuleSet {
+        rules: vec![HttpRuleEntry {
+            policy: PolicyRef {
+                kind: "CiliumNetworkPolicy".into(),
+                namespace: "default".into(),
+                name: "users".into(),
+            },
+            location: "spec.ingress[0].toPorts[0].rules.http[0]".into(),
+            rule: HttpMatch {
+                method: Some("GET".into()),
+                path: Some("/api/v1/users/?.*".into()),
+                ..Default::default()
+            },
+        }],
     }
 }
 
@@ -131,6 +171,12 @@ fn main() {
     let mut empty = aya::Ebpf::load(weir_probes::BPF_EMPTY).unwrap();
     let pass: &mut SchedClassifier = empty.program_mut("pass").unwrap().try_into().unwrap();
     pass.load().unwrap();
+
+    // WEIR_BENCH=l7 runs only the HTTP part.
+    if std::env::var("WEIR_BENCH").as_deref() == Ok("l7") {
+        l7_decision(pass);
+        return;
+    }
 
     let (mut dp, _) = load(Timing::default());
     let syn = Packet::tcp(ip(FRONTEND), ip(USERS), 40_000, 80, 0x02).bytes();
@@ -190,7 +236,85 @@ fn main() {
         );
     }
 
+    l7_decision(pass);
     agent_pipeline();
+}
+
+/// What the HTTP datapath adds: one request segment on a fresh connection (its SYN ran just
+/// before, untimed), as single runs next to single runs of the empty program on the same frame.
+fn l7_decision(pass: &mut SchedClassifier) {
+    let (mut dp, _) = load(Timing::default());
+    let mut events = Drain(dp.take_events().unwrap());
+    let request = |method: &str, path: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: users\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let long_path = format!("/api/v1/users/{}", "a".repeat(1000));
+    let cases: [(&str, u16, Vec<u8>); 5] = [
+        (
+            "data, no HTTP rules (port 80)",
+            80,
+            request("GET", "/api/v1/users/123"),
+        ),
+        (
+            "GET allowed, no headers",
+            HTTP_PORT,
+            b"GET /api/v1/users/1 HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+        (
+            "GET allowed",
+            HTTP_PORT,
+            request("GET", "/api/v1/users/123"),
+        ),
+        (
+            "DELETE denied (403 + RST)",
+            HTTP_PORT,
+            request("DELETE", "/api/v1/users/123"),
+        ),
+        (
+            "GET, 1 KB path, allowed",
+            HTTP_PORT,
+            request("GET", &long_path),
+        ),
+    ];
+    println!("\nHTTP request segment, single runs ({NEW_CONNECTIONS} connections per case):");
+    println!("| case | request bytes | empty (ns) | weir (ns) | ratio |");
+    println!("|---|---|---|---|---|");
+    // WEIR_BENCH_CASE=<text> keeps the cases whose name contains it (for profiling one).
+    let only = std::env::var("WEIR_BENCH_CASE").unwrap_or_default();
+    for (round, (name, port, payload)) in cases.iter().enumerate() {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        let (mut weir, mut empty) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..NEW_CONNECTIONS {
+            let sport = 1024 + ((round as u32 * NEW_CONNECTIONS + i) % 60_000) as u16;
+            let (client, server) = (ip(FRONTEND), ip(USERS));
+            let syn = testrun::tcp_segment(client, server, sport, *port, 0x02, 1000, 0, &[]);
+            let data = testrun::tcp_segment(client, server, sport, *port, 0x18, 1001, 1, payload);
+            let prog = dp.program(Hook::ToContainer).unwrap();
+            assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
+            let (ret, d) = testrun::run(prog, &data, 0, 1).unwrap();
+            // A denied request's segment leaves as the RST to the server (TC_ACT_OK).
+            assert_eq!(ret, TC_ACT_OK, "{name}");
+            weir += d;
+            empty += testrun::run(pass, &data, 0, 1).unwrap().1;
+            if i % 5_000 == 0 {
+                events.drain();
+            }
+        }
+        events.drain();
+        let per = |d: Duration| d.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.2}× |",
+            payload.len(),
+            per(empty),
+            per(weir),
+            per(weir) / per(empty)
+        );
+    }
 }
 
 /// Drains and discards the ring buffer so single-run measurements never hit a full buffer.
@@ -252,6 +376,7 @@ fn agent_pipeline() {
     let store = FlowStore::new(65_535);
     let stats = MonitorStats::default();
     let mut batch = Vec::new();
+    let mut http = HttpJoin::new();
     monitor::drain(
         &mut ring,
         &enrichment,
@@ -259,6 +384,7 @@ fn agent_pipeline() {
         &stats,
         Clock::now(),
         &mut batch,
+        &mut http,
     );
 
     const PER_ROUND: u32 = 60_000;
@@ -274,6 +400,7 @@ fn agent_pipeline() {
             &stats,
             Clock::now(),
             &mut batch,
+            &mut http,
         );
         spent += start.elapsed();
     }

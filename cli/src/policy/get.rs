@@ -8,9 +8,7 @@
 
 use clap::Args;
 use weir_proto::flow;
-use weir_proto::weir::{
-    DirectionPolicy, EndpointPolicy, GetPolicyResponse, HttpRule, Notice, PolicyRule,
-};
+use weir_proto::weir::{DirectionPolicy, EndpointPolicy, GetPolicyResponse, Notice, PolicyRule};
 
 use super::{Format, policy_name, pretty_json, print, push_list};
 use crate::client::ServerArgs;
@@ -331,6 +329,7 @@ mod tests {
 
     #[test]
     fn http_rules_are_listed_under_their_allow() {
+        use weir_proto::weir::HttpRule;
         let rule = PolicyRule {
             identity: 1234,
             identity_labels: vec!["k8s:app=frontend".into()],

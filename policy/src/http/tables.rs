@@ -10,6 +10,8 @@
 //!   whether requirement `k`'s pattern matches a trimmed value. Equal requirements of several
 //!   rules share one bit.
 //! - `slot_reqs[s]`: the requirements on slot `s`; `needs[k]`: the rules that require `k`.
+//!   Requirements are numbered from 0 without gaps and each is required by a rule, so the first
+//!   `needs[k] == 0` ends them (the datapath stops there).
 
 use super::dfa::{self, DfaError, Pattern};
 use super::request::{is_target_byte, is_tchar, is_value_byte};

@@ -45,14 +45,21 @@ static __always_inline __u64 http_allowed(const struct http_scratch *sc)
 	set = bpf_map_lookup_elem(&weir_http_sets, &idx);
 	if (!set)
 		return 0;
-	for (k = 0; k < WEIR_HTTP_MAX_REQS; k++)
-		failed |= set->needs[k] & (((seen >> k) & 1) - 1);
+	/* Requirements are numbered from 0 without gaps and each is needed by a rule: the first
+	 * empty `needs` ends them (most sets have none). */
+	for (k = 0; k < WEIR_HTTP_MAX_REQS; k++) {
+		__u64 rules = set->needs[k];
+
+		if (!rules)
+			break;
+		failed |= rules & (((seen >> k) & 1) - 1);
+	}
 	return ps->method_mask & ps->path_mask & set->rule_bits & ~failed;
 }
 
 /* Reports a request or response; the flow part comes from the packet's template. */
 static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type, __u8 verdict, __u16 drop_reason,
-				    __u32 rule, __u32 number, __u16 status, __u64 latency)
+				    __u32 rule, __u32 number, __u16 status, __u64 latency, __u64 now)
 {
 	struct weir_l7_event *ev;
 
@@ -64,7 +71,7 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type,
 	__builtin_memcpy(&ev->flow, &sc->tmpl, sizeof(ev->flow));
 	ev->flow.verdict = verdict;
 	ev->flow.drop_reason = drop_reason;
-	ev->flow.ts_boot_ns = bpf_ktime_get_boot_ns();
+	ev->flow.ts_boot_ns = now;
 	ev->l7_type = l7_type;
 	ev->version = sc->conn.version;
 	ev->status = status;
@@ -426,10 +433,10 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 		if (!allowed) {
 			sc->deny_number = number;
 			emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, WEIR_DROP_POLICY_DENIED, 0xffffffff, number,
-				deny_status(sc, number), 0);
+				deny_status(sc, number), 0, now);
 			return 1;
 		}
-		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_ALLOWED, 0, lowest_bit(allowed), number, 0, 0);
+		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_ALLOWED, 0, lowest_bit(allowed), number, 0, 0, now);
 		sc->allowed_here += 1;
 		body_phase(ps);
 		return 0;
@@ -443,11 +450,11 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 		int no_body = 1;
 
 		if (status >= 200) {
-			__u64 latency = 0;
+			__u64 now = bpf_ktime_get_boot_ns(), latency = 0;
 
 			if (number < sc->conn.requests)
-				latency = bpf_ktime_get_boot_ns() - sc->conn.pending_ts[idx];
-			emit_l7(sc, WEIR_L7_RESPONSE, WEIR_VERDICT_ALLOWED, 0, 0xffffffff, number, status, latency);
+				latency = now - sc->conn.pending_ts[idx];
+			emit_l7(sc, WEIR_L7_RESPONSE, WEIR_VERDICT_ALLOWED, 0, 0xffffffff, number, status, latency, now);
 			sc->conn.responses = number + 1;
 			no_body = ((sc->conn.pending_head_flags >> idx) & 1) || status == 204 || status == 304;
 		}
@@ -459,6 +466,17 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 			ps->phase = HP_UNTIL_CLOSE;
 	}
 	return 0;
+}
+
+/* Writes a connection's state back: in place when it exists (an LRU update would allocate a new
+ * element for every segment), else as a new entry. */
+static __always_inline void conn_store(struct weir_http_conn *stored, const struct weir_ct_key *key,
+				       const struct weir_http_conn *conn)
+{
+	if (stored)
+		__builtin_memcpy(stored, conn, sizeof(*conn));
+	else
+		bpf_map_update_elem(&weir_http_conn, key, conn, BPF_ANY);
 }
 
 /* A TCP packet of a connection with HTTP rules, in its original (`reply` 0: requests) or reply
@@ -491,7 +509,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	if (p->tcp_flags & TCP_SYN) {
 		ps->next_seq = p->seq + 1;
 		ps->flags |= WEIR_HP_SYNCED;
-		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		conn_store(stored, key, &sc->conn);
 		return TC_ACT_OK;
 	}
 	if (p->payload_len == 0)
@@ -512,7 +530,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		if (!reply)
 			return TC_ACT_SHOT;
 		ps->flags |= WEIR_HP_LOST;
-		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		conn_store(stored, key, &sc->conn);
 		return TC_ACT_OK;
 	}
 	if (diff < 0) {
@@ -540,14 +558,14 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 
 	if (r == HTTP_CONSUMED) {
 		ps->next_seq = p->seq + p->payload_len;
-		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		conn_store(stored, key, &sc->conn);
 		return TC_ACT_OK;
 	}
 	if (reply) {
 		/* Responses are only observed: stop following this connection's. */
 		ps->flags |= WEIR_HP_LOST;
 		ps->next_seq = p->seq + p->payload_len;
-		bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+		conn_store(stored, key, &sc->conn);
 		return TC_ACT_OK;
 	}
 	if (r != HTTP_DENIED) {
@@ -558,9 +576,10 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 
 		sc->conn.requests = number + 1;
 		sc->deny_number = number;
-		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), 0);
+		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), 0,
+			bpf_ktime_get_boot_ns());
 	}
-	bpf_map_update_elem(&weir_http_conn, key, &sc->conn, BPF_ANY);
+	conn_store(stored, key, &sc->conn);
 	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq);
 }
 

@@ -287,7 +287,9 @@ struct weir_http_dfa {
 struct weir_http_set {
 	__u64 rule_bits;                          /* one bit per rule; 0: the set is not loaded */
 	__u64 slot_reqs[WEIR_HTTP_MAX_SLOTS];     /* header requirements named by each name slot */
-	__u64 needs[WEIR_HTTP_MAX_REQS];          /* rules needing each requirement */
+	__u64 needs[WEIR_HTTP_MAX_REQS];          /* rules needing each requirement: requirements are
+						   * numbered from 0 without gaps, each needed by a rule,
+						   * so the first 0 ends them */
 };
 
 /* Per-direction stream parser of one connection. */
