@@ -17,6 +17,11 @@ use crate::flows::EnrichmentHandle;
 use crate::l7::HttpJoin;
 use crate::store::FlowStore;
 
+/// The datapath wakes the monitor only once 256 KiB of events are queued
+/// (`WEIR_EVENTS_WAKEUP_BYTES`); otherwise the monitor finds them within this many
+/// milliseconds.
+const POLL_MS: u16 = 100;
+
 /// Flows are handed to the store in batches of at most this many.
 const BATCH: usize = 1024;
 
@@ -82,7 +87,7 @@ pub fn spawn(
             while !stop.load(Ordering::Relaxed) {
                 let ready = {
                     let mut fds = [PollFd::new(ring.as_fd(), PollFlags::POLLIN)];
-                    poll(&mut fds, PollTimeout::from(200u16))
+                    poll(&mut fds, PollTimeout::from(POLL_MS))
                 };
                 if let Err(e) = ready
                     && e != nix::errno::Errno::EINTR

