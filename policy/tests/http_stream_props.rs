@@ -197,14 +197,17 @@ fn hand_picked_streams_keep_every_property() {
     ));
 }
 
-/// Writes a handful of small generated inputs to `policy/fuzz/seeds/request_stream/`, the
-/// fuzz target's seed corpus: `cargo test -p weir-policy --features testgen --test
-/// http_stream_props -- --ignored write_fuzz_seeds`.
+/// The fuzz target's seed corpus (`policy/fuzz/seeds/request_stream/`) is a handful of small
+/// generated inputs that pass the check: this test compares the committed files with the
+/// generator's output. `WEIR_WRITE_FUZZ_SEEDS=1 cargo test -p weir-policy --features testgen
+/// --test http_stream_props fuzz_seeds` rewrites them.
 #[test]
-#[ignore = "writes the fuzz seeds"]
-fn write_fuzz_seeds() {
+fn fuzz_seeds_are_the_generated_ones() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/request_stream");
-    std::fs::create_dir_all(&dir).unwrap();
+    let write = std::env::var_os("WEIR_WRITE_FUZZ_SEEDS").is_some();
+    if write {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
     let mut rng = Rng::new(0x5345_4544);
     let mut written = 0;
     while written < 12 {
@@ -214,7 +217,23 @@ fn write_fuzz_seeds() {
             continue;
         }
         check_request_stream(&data);
-        std::fs::write(dir.join(format!("seed-{written:02}")), &data).unwrap();
+        let path = dir.join(format!("seed-{written:02}"));
+        if write {
+            std::fs::write(&path, &data).unwrap();
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (WEIR_WRITE_FUZZ_SEEDS=1 writes it)",
+                    path.display()
+                )
+            });
+            assert_eq!(
+                committed,
+                data,
+                "{} differs from the generator's output",
+                path.display()
+            );
+        }
         written += 1;
     }
 }
