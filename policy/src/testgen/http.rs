@@ -228,7 +228,12 @@ fn random_target(rng: &mut Rng) -> Vec<u8> {
             // A long path.
             let segments: [&[u8]; 4] = [b"/aaaa", b"/x", b"/%2F", b"/\xC3\xA9"];
             let segment = *rng.pick(&segments);
-            let times = rng.range(50, 900) as usize;
+            // Sometimes around the head limit (8 192 bytes).
+            let times = if rng.chance(10) {
+                rng.range(1600, 1660)
+            } else {
+                rng.range(50, 900)
+            } as usize;
             for _ in 0..times {
                 t.extend_from_slice(segment);
             }
@@ -253,6 +258,11 @@ fn random_value(rng: &mut Rng, want: Option<&str>) -> Vec<u8> {
         1 => v.push(b'x'),
         2 => v.push(0x80),
         3 if rng.chance(20) => v.insert(0, 0x01),
+        4 if rng.chance(20) => {
+            // A control byte inside the value.
+            let i = rng.below(v.len() as u64 + 1) as usize;
+            v.insert(i, *rng.pick(&[0x01u8, 0x0b, 0x7f]));
+        }
         _ => {}
     }
     // Values are stored trimmed.

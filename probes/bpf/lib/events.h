@@ -86,9 +86,14 @@ static __always_inline void fill_flow_event(struct weir_flow_event *ev, const st
  * (every 100 ms). A wakeup per event would cost the agent a context switch per event. */
 #define WEIR_EVENTS_WAKEUP_BYTES (256 << 10)
 
-static __always_inline void submit_event(void *ev)
+/* `size`: the event's size. Only the event that makes the queue cross the threshold wakes the
+ * agent (a wakeup is an interrupt, an exit to the hypervisor in a VM); until the agent drains
+ * the queue, later events do not, and its poll timeout covers a wakeup it missed. (Queued bytes
+ * count from the reservation, so they include this event.) */
+static __always_inline void submit_event(void *ev, __u64 size)
 {
-	__u64 flags = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA) >= WEIR_EVENTS_WAKEUP_BYTES
+	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA);
+	__u64 flags = queued >= WEIR_EVENTS_WAKEUP_BYTES && queued < WEIR_EVENTS_WAKEUP_BYTES + size
 			      ? BPF_RB_FORCE_WAKEUP
 			      : BPF_RB_NO_WAKEUP;
 
@@ -108,7 +113,7 @@ static __always_inline void emit_event(const struct pkt *p, const struct verdict
 	}
 	fill_flow_event(ev, p, v, type, verdict, drop_reason, count);
 	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
-	submit_event(ev);
+	submit_event(ev, sizeof(*ev));
 }
 
 /* Drops of one flow are reported once per drop interval; the event carries how many

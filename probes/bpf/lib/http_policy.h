@@ -92,7 +92,7 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type,
 		__builtin_memset(ev->line, 0, sizeof(ev->line));
 		__builtin_memset(ev->host, 0, sizeof(ev->host));
 	}
-	submit_event(ev);
+	submit_event(ev, sizeof(*ev));
 }
 
 /* The status a denied request's event reports: 403 when the datapath answers it (http_deny's
