@@ -27,9 +27,9 @@ pub struct HttpRecord {
     /// Responses: nanoseconds from the request to its response.
     pub latency_ns: u64,
     /// Empty when the response's request is unknown (its event was lost, or the agent started
-    /// after it).
-    pub method: String,
-    pub url: String,
+    /// after it). Shared with the request's record.
+    pub method: Arc<str>,
+    pub url: Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ type ConnKey = (u32, [u8; 16], [u8; 16], u16, u16, u32);
 /// The method and URL of requests whose response has not been seen yet.
 #[derive(Debug, Default)]
 pub struct HttpJoin {
-    pending: HashMap<ConnKey, (String, String)>,
+    pending: HashMap<ConnKey, (Arc<str>, Arc<str>)>,
     order: VecDeque<ConnKey>,
 }
 
@@ -84,7 +84,10 @@ impl HttpJoin {
         let set = enrich.http_sets.get(&ev.l7_set);
         if ev.l7_type == abi::L7_RESPONSE {
             let key = (f.ifindex, f.daddr, f.saddr, f.dport, f.sport, ev.number);
-            let (method, url) = self.pending.remove(&key).unwrap_or_default();
+            let (method, url) = self
+                .pending
+                .remove(&key)
+                .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
             let record = HttpRecord {
                 kind: L7Kind::Response,
                 protocol,
@@ -97,6 +100,7 @@ impl HttpJoin {
             return;
         }
         let (method, url) = request_target(ev);
+        let (method, url): (Arc<str>, Arc<str>) = (method.into(), url.into());
         let denied = f.verdict == abi::VERDICT_DENIED;
         let policies = if denied {
             set.map(|s| s.policies.clone())
@@ -346,7 +350,7 @@ mod tests {
         join.flows(&response_to(&req, 403, 40_000), &e, 11, &mut out);
         let answer = out[1].l7.as_deref().unwrap();
         assert_eq!(
-            (answer.kind, answer.code, answer.method.as_str()),
+            (answer.kind, answer.code, &*answer.method),
             (L7Kind::Response, 403, "DELETE")
         );
         assert_eq!(join.pending(), 0);
@@ -382,6 +386,6 @@ mod tests {
         assert_eq!(join.pending(), MAX_PENDING);
         req.number = 0;
         join.flows(&response_to(&req, 200, 1), &e, 0, &mut out);
-        assert_eq!(out[0].l7.as_deref().unwrap().method, "");
+        assert_eq!(&*out[0].l7.as_deref().unwrap().method, "");
     }
 }

@@ -195,8 +195,8 @@ fn layer7(out: &mut flow::Flow, http: &HttpRecord) {
         latency_ns: http.latency_ns,
         record: Some(flow::layer7::Record::Http(flow::Http {
             code: http.code,
-            method: http.method.clone(),
-            url: http.url.clone(),
+            method: http.method.to_string(),
+            url: http.url.to_string(),
             protocol: http.protocol.to_string(),
             headers: Vec::new(),
         })),
