@@ -31,6 +31,28 @@ weir_install_packages() {
 	fi
 }
 
+# The lab's gRPC catalog server and client (lab/servers/catalog_grpc.py, catalog_client.py) are
+# grpcio, a real gRPC peer, from PyPI. The lab starts them with the `python3` on PATH, so that
+# interpreter gets them (Debian's own python3 refuses pip installs without
+# PIP_BREAK_SYSTEM_PACKAGES; they go to /usr/local, beside apt's packages, not over them).
+WEIR_GRPCIO_VERSION=1.85.3
+WEIR_GRPCIO_TOOLS_VERSION=1.85.1
+
+weir_install_python_packages() {
+	if python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+		return
+	fi
+	if ! python3 -m pip --version >/dev/null 2>&1; then
+		echo "weir: installing python3-pip" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+	fi
+	echo "weir: installing grpcio $WEIR_GRPCIO_VERSION and grpcio-tools $WEIR_GRPCIO_TOOLS_VERSION for $(command -v python3)" >&2
+	PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+		python3 -m pip install -q "grpcio==$WEIR_GRPCIO_VERSION" "grpcio-tools==$WEIR_GRPCIO_TOOLS_VERSION"
+}
+
 weir_install_rust() {
 	if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
 		export PATH="$HOME/.cargo/bin:$PATH"
@@ -50,5 +72,6 @@ weir_mount_bpffs() {
 
 weir_deps() {
 	weir_install_packages
+	weir_install_python_packages
 	weir_install_rust
 }

@@ -312,14 +312,19 @@ pub struct ServerDef {
     pub kind: ServerKind,
 }
 
-/// What a server is; as a file: `{type: httpApi, service: users}` or
-/// `{type: command, argv: [...], protocol: UDP}`.
+/// What a server is; as a file: `{type: httpApi, service: users}`,
+/// `{type: grpcCatalog, service: catalog}` or `{type: command, argv: [...], protocol: UDP}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type", deny_unknown_fields)]
 pub enum ServerKind {
     /// `lab/servers/http_api.py`: answers every method on every path with JSON naming
     /// `service`, the method and the path, and logs one JSON line per request.
     HttpApi { service: String },
+    /// `lab/servers/catalog_grpc.py` (grpcio): the seeds' gRPC service
+    /// `com.example.catalog.ProductService` (`GetProduct`, `UpdateStock`, from
+    /// `lab/servers/catalog.proto`) over an in-memory catalog; logs one JSON line per call with
+    /// its method path, caller and status code.
+    GrpcCatalog { service: String },
     /// Any program. In `argv`, `{port}`, `{run_dir}`, `{log}` (the server's request log path),
     /// `{ipv4}` and `{ipv6}` (the place's addresses) are replaced. It is ready when its TCP port
     /// accepts connections, or, for UDP, when a socket is bound to its port.
@@ -341,6 +346,17 @@ impl ServerDef {
         }
     }
 
+    /// The gRPC catalog server, named port `grpc`.
+    pub fn grpc_catalog(service: impl Into<String>, port: u16) -> Self {
+        Self {
+            name: "grpc".to_string(),
+            port,
+            kind: ServerKind::GrpcCatalog {
+                service: service.into(),
+            },
+        }
+    }
+
     /// Any program (see [`ServerKind::Command`]).
     pub fn command(
         name: impl Into<String>,
@@ -357,7 +373,7 @@ impl ServerDef {
 
     pub fn protocol(&self) -> Protocol {
         match &self.kind {
-            ServerKind::HttpApi { .. } => Protocol::Tcp,
+            ServerKind::HttpApi { .. } | ServerKind::GrpcCatalog { .. } => Protocol::Tcp,
             ServerKind::Command { protocol, .. } => *protocol,
         }
     }
@@ -380,15 +396,19 @@ impl Protocol {
     }
 }
 
-/// The scenario endpoints: the HTTP services of the seeds, kube-dns, the `production`
-/// namespace's API server and web frontend, and the public-api-only service.
+/// The scenario endpoints: the HTTP services of the seeds, the catalog's gRPC service, kube-dns,
+/// the `production` namespace's API server and web frontend, and the public-api-only service.
 pub fn default_endpoints() -> Vec<EndpointDef> {
     let app = |ns: &str, name: &str, app: &str| EndpointDef::new(ns, name).label("app", app);
     vec![
         app("default", "frontend-0", "frontend").label("env", "prod"),
         app("default", "users-0", "users").server(ServerDef::http_api("users", 80)),
         app("default", "billing-0", "billing").server(ServerDef::http_api("billing", 80)),
-        app("default", "catalog-0", "catalog").server(ServerDef::http_api("catalog", 80)),
+        // The seeds' catalog-grpc-policy: reco may call only GetProduct, inventory only
+        // UpdateStock of `com.example.catalog.ProductService` on :50051.
+        app("default", "catalog-0", "catalog")
+            .server(ServerDef::http_api("catalog", 80))
+            .server(ServerDef::grpc_catalog("catalog", 50051)),
         app("default", "reco-0", "reco"),
         app("default", "inventory-0", "inventory"),
         EndpointDef::new("kube-system", "coredns-0")
@@ -425,6 +445,32 @@ mod tests {
         assert_eq!(c.endpoints[0].service_account.as_deref(), Some("default"));
         assert_eq!(c.endpoints[0].servers[0], ServerDef::http_api("web", 80));
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn grpc_catalog_servers_in_files_and_in_the_default_lab() {
+        let c: LabConfig = serde_yaml::from_str(
+            "endpoints:\n  - name: shop-0\n    servers:\n      - {name: grpc, port: 50051, kind: {type: grpcCatalog, service: shop}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.endpoints[0].servers,
+            [ServerDef::grpc_catalog("shop", 50051)]
+        );
+        assert_eq!(c.endpoints[0].servers[0].protocol(), Protocol::Tcp);
+        c.validate().unwrap();
+
+        let catalog = default_endpoints()
+            .into_iter()
+            .find(|e| e.name == "catalog-0")
+            .unwrap();
+        assert_eq!(
+            catalog.servers,
+            [
+                ServerDef::http_api("catalog", 80),
+                ServerDef::grpc_catalog("catalog", 50051)
+            ]
+        );
     }
 
     #[test]

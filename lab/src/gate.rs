@@ -71,13 +71,19 @@ pub fn missing_requirements() -> Vec<String> {
     if let Err(e) = netns {
         missing.push(format!("network namespaces (unshare(CLONE_NEWNET): {e})"));
     }
-    for (program, arg, what) in [
-        ("ip", "-V", "iproute2's `ip`"),
-        ("python3", "--version", "python3 (the lab's servers)"),
-        ("setsid", "--version", "util-linux's `setsid`"),
+    for (program, args, what) in [
+        ("ip", &["-V"][..], "iproute2's `ip`"),
+        ("python3", &["--version"], "python3 (the lab's servers)"),
+        (
+            "python3",
+            &["-c", "import grpc, grpc_tools"],
+            "python3's grpcio and grpcio-tools (the catalog's gRPC server and client; \
+             scripts/deps.sh installs them)",
+        ),
+        ("setsid", &["--version"], "util-linux's `setsid`"),
     ] {
         let ok = Command::new(program)
-            .arg(arg)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

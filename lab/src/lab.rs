@@ -13,7 +13,9 @@ use crate::error::{LabError, TrafficError};
 use crate::http::{HttpRequest, HttpResponse, parse_url};
 use crate::netns;
 use crate::plan::{Endpoint, Node, Plan, World};
-use crate::servers::{self, Place, RequestRecord, RunningServer, ServerFiles};
+use crate::servers::{
+    self, CatalogCall, GrpcCallRecord, Place, RequestRecord, RunningServer, ServerFiles,
+};
 use crate::state;
 use crate::topology;
 use crate::traffic::{self, Origin};
@@ -82,9 +84,7 @@ impl Lab {
         {
             std::fs::create_dir_all(&dir).map_err(|e| LabError::io("create", &dir, e))?;
         }
-        let script = servers::http_api_script(&run_dir);
-        std::fs::write(&script, servers::HTTP_API_PY)
-            .map_err(|e| LabError::io("write", &script, e))?;
+        servers::write_bin_files(&run_dir)?;
         for (place, def) in self.server_places() {
             let server = servers::start(&run_dir, &place, &def)?;
             self.servers.push(server);
@@ -395,6 +395,45 @@ impl Lab {
     /// Requests the HTTP API server on `place:port` has seen so far, oldest first.
     pub fn server_requests(&self, place: &str, port: u16) -> Result<Vec<RequestRecord>, LabError> {
         servers::read_requests(&self.server_files(place, port)?.requests)
+    }
+
+    /// Calls the gRPC catalog server on `place:port` has seen so far, oldest first.
+    pub fn grpc_calls(&self, place: &str, port: u16) -> Result<Vec<GrpcCallRecord>, LabError> {
+        servers::read_requests(&self.server_files(place, port)?.requests)
+    }
+
+    /// The gRPC catalog client, `<run-dir>/bin/catalog_client.py` (grpcio; run it with
+    /// `python3` inside a place: `--target 10.200.1.14:50051 get --id 1`).
+    pub fn catalog_client(&self) -> PathBuf {
+        servers::bin_file(&self.plan.run_dir, "catalog_client.py")
+    }
+
+    /// Runs the gRPC catalog client in a place against `addr`: `calls` (`get:1,update:1:-2`,
+    /// see the client's `--calls`) in order on one connection, each with `timeout`. One
+    /// [`CatalogCall`] per call, whatever its status (a policy's rejection is a status, not an
+    /// error); an error only when the client could not run.
+    pub fn catalog_calls(
+        &self,
+        from: &str,
+        addr: SocketAddr,
+        calls: &str,
+        timeout: Duration,
+    ) -> Result<Vec<CatalogCall>, LabError> {
+        let client = self.catalog_client();
+        let output = self.exec(
+            from,
+            &[
+                OsStr::new("python3"),
+                client.as_os_str(),
+                OsStr::new("--target"),
+                OsStr::new(&addr.to_string()),
+                OsStr::new("--timeout"),
+                OsStr::new(&timeout.as_secs_f64().to_string()),
+                OsStr::new("--calls"),
+                OsStr::new(calls),
+            ],
+        )?;
+        servers::parse_catalog_output(&client, &String::from_utf8_lossy(&output.stdout))
     }
 
     /// The stdout/stderr log of the server on `place:port`.

@@ -51,4 +51,4 @@ pub use plan::{
     Endpoint, GATEWAY_V4, GATEWAY_V6, Node, WORLD_GATEWAY_V4, WORLD_GATEWAY_V6, WORLD_V4, WORLD_V6,
     World, pod_cidrs,
 };
-pub use servers::RequestRecord;
+pub use servers::{CatalogCall, GrpcCallRecord, RequestRecord};

@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(plan.world.mac, "02:00:c6:33:64:0a");
 
         let names = plan.netns_names();
-        assert_eq!(names.len(), 2 + 9);
+        assert_eq!(names.len(), 2 + 10);
         assert!(names.iter().all(|n| n.starts_with("wt-")), "{names:?}");
         let unique: std::collections::BTreeSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len());

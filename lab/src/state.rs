@@ -122,7 +122,7 @@ mod tests {
             state.namespace_labels("kube-system")["kubernetes.io/metadata.name"],
             "kube-system"
         );
-        assert_eq!(state.endpoints.len(), 9);
+        assert_eq!(state.endpoints.len(), 10);
 
         let users = state.endpoint("default", "users-0").unwrap();
         assert_eq!(users.node, "wt-node1");
@@ -140,6 +140,14 @@ mod tests {
                 .name,
             "users-0"
         );
+        // The catalog's second server is its second named port.
+        let catalog = state.endpoint("default", "catalog-0").unwrap();
+        let ports: Vec<(&str, u16, &str)> = catalog
+            .named_ports
+            .iter()
+            .map(|(name, p)| (name.as_str(), p.port, p.protocol.as_str()))
+            .collect();
+        assert_eq!(ports, [("grpc", 50051, "TCP"), ("http", 80, "TCP")]);
         let dns = state.endpoint("kube-system", "coredns-0").unwrap();
         assert_eq!(dns.labels["k8s-app"], "kube-dns");
         assert_eq!(dns.service_account.as_deref(), Some("coredns"));

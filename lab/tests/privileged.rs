@@ -173,6 +173,11 @@ fn up_builds_everything_and_down_removes_it() {
         state.endpoint("default", "users-0").unwrap().interface,
         "lxc02"
     );
+    let catalog_ports = &state.endpoint("default", "catalog-0").unwrap().named_ports;
+    assert_eq!(
+        (catalog_ports.len(), catalog_ports["grpc"].port),
+        (2, 50051)
+    );
     assert_eq!(state.cluster.nodes[0].name, format!("{prefix}-node1"));
     assert!(lab.policy_dir().is_dir());
     let run_dir = lab.run_dir().to_path_buf();
@@ -206,7 +211,7 @@ fn up_builds_everything_and_down_removes_it() {
     drop(attached);
     assert_eq!(
         namespaces_of(&prefix).len(),
-        11,
+        12,
         "dropping an attached lab removed it"
     );
 
@@ -401,6 +406,161 @@ fn traffic_flows_between_endpoints_and_the_world() {
         err.contains("unknown place `nobody`") && err.contains("default/users-0"),
         "{err}"
     );
+}
+
+/// The seeds' gRPC catalog (catalog-grpc-policy's service) on catalog-0:50051: the grpcio server
+/// answers the grpcio client run from reco-0 and inventory-0 over IPv4 and IPv6, several calls
+/// share one connection, and the server logs every call with its method path and caller.
+#[test]
+fn grpc_catalog_answers_reco_and_inventory() {
+    if !weir_lab::privileged("grpc_catalog_answers_reco_and_inventory") {
+        return;
+    }
+    const GET: &str = "/com.example.catalog.ProductService/GetProduct";
+    const UPDATE: &str = "/com.example.catalog.ProductService/UpdateStock";
+    let prefix = prefix("grpc");
+    let lab = Lab::up(LabConfig::with_prefix(&prefix)).expect("lab up");
+    let catalog = lab.endpoint("catalog-0").unwrap().clone();
+    assert_eq!(
+        lab.catalog_client(),
+        lab.run_dir().join("bin/catalog_client.py")
+    );
+    assert!(lab.catalog_client().is_file());
+
+    let summary = |calls: &[weir_lab::CatalogCall]| -> Vec<(String, String)> {
+        calls
+            .iter()
+            .map(|c| (c.rpc.clone(), c.status.clone()))
+            .collect()
+    };
+    let pair = |rpc: &str, status: &str| (rpc.to_string(), status.to_string());
+    // What the server must log: (method path, caller, status).
+    let mut expected: Vec<(&str, String, &str)> = Vec::new();
+    let mut stock = 12;
+    for addr in [catalog.v4(50051), catalog.v6(50051)] {
+        for from in ["reco-0", "inventory-0"] {
+            let ep = lab.endpoint(from).unwrap();
+            let caller = match addr {
+                SocketAddr::V4(_) => ep.ipv4.to_string(),
+                SocketAddr::V6(_) => ep.ipv6.to_string(),
+            };
+            let call = |calls: &str| {
+                lab.catalog_calls(from, addr, calls, T)
+                    .unwrap_or_else(|e| panic!("{from} -> {addr} {calls}: {e}"))
+            };
+
+            let got = call("get:1");
+            assert_eq!(
+                summary(&got),
+                [pair("GetProduct", "OK")],
+                "{from} -> {addr}"
+            );
+            assert_eq!(
+                got[0].reply,
+                serde_json::json!({"id": 1, "name": "espresso machine", "priceCents": 24900, "stock": stock}),
+                "{from} -> {addr}"
+            );
+            let got = call("update:1:-1");
+            stock -= 1;
+            assert_eq!(
+                summary(&got),
+                [pair("UpdateStock", "OK")],
+                "{from} -> {addr}"
+            );
+            assert_eq!(got[0].reply, serde_json::json!({"id": 1, "stock": stock}));
+            let got = call("get:99");
+            assert_eq!(
+                summary(&got),
+                [pair("GetProduct", "NOT_FOUND")],
+                "{from} -> {addr}"
+            );
+            assert_eq!(got[0].reply["details"], "no product with id 99");
+            expected.extend([
+                (GET, caller.clone(), "OK"),
+                (UPDATE, caller.clone(), "OK"),
+                (GET, caller, "NOT_FOUND"),
+            ]);
+        }
+    }
+
+    // Several calls on one channel, so one connection.
+    let reco = lab.endpoint("reco-0").unwrap().clone();
+    let got = lab
+        .catalog_calls(
+            "reco-0",
+            catalog.v6(50051),
+            "get:2,update:2:3,get:2,update:99",
+            T,
+        )
+        .unwrap();
+    assert_eq!(
+        summary(&got),
+        [
+            pair("GetProduct", "OK"),
+            pair("UpdateStock", "OK"),
+            pair("GetProduct", "OK"),
+            pair("UpdateStock", "NOT_FOUND")
+        ]
+    );
+    assert_eq!(got[0].reply["stock"], 30);
+    assert_eq!(got[1].reply, serde_json::json!({"id": 2, "stock": 33}));
+    assert_eq!(got[2].reply["name"], "coffee grinder");
+    assert_eq!(got[2].reply["stock"], 33);
+    for (method, status) in [
+        (GET, "OK"),
+        (UPDATE, "OK"),
+        (GET, "OK"),
+        (UPDATE, "NOT_FOUND"),
+    ] {
+        expected.push((method, reco.ipv6.to_string(), status));
+    }
+
+    // The client by hand, as the docs show it.
+    let client = lab.catalog_client();
+    let out = lab
+        .exec(
+            "inventory-0",
+            &[
+                "python3",
+                client.to_str().unwrap(),
+                "--target",
+                &catalog.v4(50051).to_string(),
+                "update",
+                "--id",
+                "2",
+                "--delta",
+                "-3",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "UpdateStock OK {\"id\": 2, \"stock\": 30}\n"
+    );
+    let inventory = lab.endpoint("inventory-0").unwrap();
+    expected.push((UPDATE, inventory.ipv4.to_string(), "OK"));
+
+    let seen = lab.grpc_calls("catalog-0", 50051).unwrap();
+    let logged: Vec<(&str, String, &str)> = seen
+        .iter()
+        .map(|r| (r.method.as_str(), r.peer.clone(), r.status.as_str()))
+        .collect();
+    assert_eq!(logged, expected);
+    assert!(seen.iter().all(|r| r.service == "catalog"));
+    assert_eq!(seen[1].request, serde_json::json!({"id": 1, "delta": -1}));
+    // One client run, one connection: its calls share the client's port; runs do not.
+    let batch = &seen[12..16];
+    assert!(
+        batch.iter().all(|r| r.peer_port == batch[0].peer_port),
+        "{batch:?}"
+    );
+    assert_ne!(seen[0].peer_port, seen[1].peer_port);
+
+    // The catalog's HTTP server still answers on :80.
+    let r = lab
+        .http_request("reco-0", "GET", &format!("http://{}/", catalog.v4(80)), T)
+        .unwrap();
+    assert_eq!(r.json().unwrap()["service"], "catalog");
 }
 
 /// The world's address as the server logs it, in the family of `to`.
