@@ -59,7 +59,7 @@
 #define HTTP_BAD_UNSUPPORTED 3
 
 #define HTTP_STEP_BYTES 32 /* bytes (or body runs) one call of weir_http_step handles */
-#define HTTP_RUN_STEPS 16  /* calls of weir_http_step per weir_http_run */
+#define HTTP_RUN_STEPS 32  /* calls of weir_http_step per weir_http_run */
 #define HTTP_BUF 256
 
 struct http_scratch {
@@ -218,6 +218,25 @@ static __always_inline struct weir_http_dfa *set_dfa(const struct http_scratch *
 	__u32 idx = sc->set_index * 4 + kind;
 
 	return bpf_map_lookup_elem(&weir_http_dfa, &idx);
+}
+
+/* Whether weir_http_scan runs through the current field. */
+static __always_inline int scannable(const struct http_scratch *sc, const struct weir_http_parser *ps)
+{
+	switch (ps->phase) {
+	case HP_METHOD:
+		return !sc->response && ps->head_len > 0;
+	case HP_TARGET:
+		return !sc->response;
+	case HP_VERSION:
+		return ps->pos == 0;
+	case HP_NAME:
+		return 1;
+	case HP_VALUE:
+		return ps->slots == 0;
+	default:
+		return 0;
+	}
 }
 
 /* Parses the packet's payload from sc->off until the payload ends, a request is denied, the input
@@ -605,6 +624,9 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 			sc->reason = bad;
 			return HTTP_INVALID;
 		}
+		/* Entering a field the fast path runs through: hand over to it. */
+		if (ps->phase != phase && scannable(sc, ps))
+			return HTTP_STEPS;
 	}
 	return HTTP_STEPS;
 }
@@ -615,9 +637,10 @@ static __always_inline int is_value_byte(__u8 c)
 	return (c >= 0x20 || c == '\t') && c != 0x7f;
 }
 
-/* The fast path of the byte loop: the bytes of a request-target, a header name, or the value of
- * a header no rule or framing check looks at (its bytes are only checked), up to the byte that
- * ends it or the end of the buffered payload, with nothing but the DFA step per byte. The general
+/* The fast path of the byte loop: the rest of a method, a request-target, a header name, or the
+ * value of a header no rule or framing check looks at (its bytes are only checked), up to the
+ * byte that ends it or the end of the buffered payload, with nothing but the DFA step per byte;
+ * and a well-formed version with its line end at once. The general
  * loop then handles the byte that ends the run exactly as it would have. The run stops one byte
  * short of the head limit so that the general loop reports a head that is too long. Global:
  * verified once. Returns the bytes consumed. */
@@ -648,7 +671,46 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 		avail = room;
 	st = ps->state;
 
-	if (phase == HP_TARGET && !sc->response) {
+	if (phase == HP_METHOD && !sc->response && ps->head_len > 0) {
+		/* The rest of a method whose first byte started the request. */
+		d = set_dfa(sc, WEIR_DFA_METHOD);
+		if (!d)
+			return 0;
+		n = sc->conn.line_len;
+		for (j = 0; j < HTTP_BUF; j++) {
+			__u8 c;
+
+			if (j >= avail)
+				break;
+			c = sc->buf[(rel + j) & (HTTP_BUF - 1)];
+			if (c == ' ')
+				break;
+			st = dfa_step(d, st, c);
+			if (n < 255) {
+				sc->conn.line[n] = c;
+				n += 1;
+			}
+		}
+		sc->conn.line_len = n;
+	} else if (phase == HP_VERSION && ps->pos == 0) {
+		/* "HTTP/1.x" CR LF in one go; anything else is left to the general loop. */
+		__u32 at = rel & (HTTP_BUF - 1);
+		__u8 v;
+
+		if (avail < 10 || at > HTTP_BUF - 10)
+			return 0;
+		if (sc->buf[at] != 'H' || sc->buf[at + 1] != 'T' || sc->buf[at + 2] != 'T' ||
+		    sc->buf[at + 3] != 'P' || sc->buf[at + 4] != '/' || sc->buf[at + 5] != '1' ||
+		    sc->buf[at + 6] != '.' || sc->buf[at + 8] != '\r' || sc->buf[at + 9] != '\n')
+			return 0;
+		v = sc->buf[at + 7];
+		if (v != '0' && v != '1')
+			return 0;
+		sc->conn.version = v - '0';
+		ps->pos = 9;
+		ps->phase = HP_HSTART;
+		j = 10;
+	} else if (phase == HP_TARGET && !sc->response) {
 		d = set_dfa(sc, WEIR_DFA_PATH);
 		if (!d)
 			return 0;

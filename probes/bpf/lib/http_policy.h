@@ -15,8 +15,10 @@
 #include "http.h"
 #include "maps.h"
 
-/* Most heads (pipelined requests) one segment may complete. */
-#define HTTP_MAX_RUNS 16
+/* Runs of the byte loop per segment: with HTTP_RUN_STEPS steps each, a segment may take 1 024
+ * steps (a step ends after 32 bytes or where the fast path takes over); one that needs more is
+ * refused (fail closed). */
+#define HTTP_MAX_RUNS 32
 
 const volatile struct weir_l7_event weir_l7_event_layout = { .flow = { .version = WEIR_EVENT_VERSION } };
 
