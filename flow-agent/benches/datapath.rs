@@ -359,7 +359,8 @@ fn agent_pipeline() {
             (ip(USERS), meta("users-0", ID_USERS)),
             (ip(FRONTEND), meta("frontend-0", ID_FRONTEND)),
         ]
-        .into(),
+        .into_iter()
+        .collect(),
         rule_sets: [(
             1,
             Arc::from(vec![weir_flow_agent::flows::PolicyMeta {
@@ -370,7 +371,8 @@ fn agent_pipeline() {
                 revision: 1,
             }]),
         )]
-        .into(),
+        .into_iter()
+        .collect(),
         ..Default::default()
     });
     let store = FlowStore::new(65_535);

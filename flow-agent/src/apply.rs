@@ -16,7 +16,7 @@ use weir_policy::compiled::{CompiledPolicy, PolicyRef, RuleSetId};
 use weir_policy::{ClusterState, PolicySet};
 
 use crate::datapath::{AttachOutcome, Datapath, LocalEndpoint, MapWriter, collect_garbage};
-use crate::flows::{Enrichment, EnrichmentHandle, PeerMeta, PolicyMeta};
+use crate::flows::{Enrichment, EnrichmentHandle, FastMap, PeerMeta, PolicyMeta};
 use crate::l7::HttpSetMeta;
 
 /// A source file as loaded (shown by `weir policy get`, replayed by `weir policy trace`).
@@ -473,7 +473,7 @@ fn policy_meta(r: &PolicyRef, revision: u64) -> PolicyMeta {
 fn rule_set_meta(
     sets: &BTreeMap<RuleSetId, Vec<PolicyRef>>,
     revision: u64,
-) -> std::collections::HashMap<u32, Arc<[PolicyMeta]>> {
+) -> FastMap<u32, Arc<[PolicyMeta]>> {
     sets.iter()
         .map(|(id, refs)| {
             let metas: Vec<PolicyMeta> = refs.iter().map(|r| policy_meta(r, revision)).collect();
@@ -483,10 +483,7 @@ fn rule_set_meta(
 }
 
 /// The policy behind each rule of each HTTP rule set, for L7 flows.
-fn http_set_meta(
-    compiled: &CompiledPolicy,
-    revision: u64,
-) -> std::collections::HashMap<u32, Arc<HttpSetMeta>> {
+fn http_set_meta(compiled: &CompiledPolicy, revision: u64) -> FastMap<u32, Arc<HttpSetMeta>> {
     compiled
         .http_rule_sets
         .iter()

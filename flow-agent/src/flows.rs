@@ -36,17 +36,22 @@ pub struct PolicyMeta {
     pub revision: u64,
 }
 
+/// The maps of the per-event path: foldhash instead of SipHash (keys are addresses and ids the
+/// agent chose or the kernel reported, not attacker-chosen strings; SipHash was a sixth of the
+/// monitor's time under HTTP load).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Everything enrichment needs, swapped as a whole whenever policy or endpoints change.
 #[derive(Debug, Default)]
 pub struct Enrichment {
     pub node_name: Arc<str>,
     pub node_labels: Arc<[String]>,
-    pub by_ip: HashMap<IpAddr, Arc<PeerMeta>>,
-    pub by_identity: HashMap<u32, Arc<PeerMeta>>,
-    pub interfaces: HashMap<u32, Arc<str>>,
-    pub rule_sets: HashMap<u32, Arc<[PolicyMeta]>>,
+    pub by_ip: FastMap<IpAddr, Arc<PeerMeta>>,
+    pub by_identity: FastMap<u32, Arc<PeerMeta>>,
+    pub interfaces: FastMap<u32, Arc<str>>,
+    pub rule_sets: FastMap<u32, Arc<[PolicyMeta]>>,
     /// HTTP rule sets of the enforced generation, by the id L7 events carry.
-    pub http_sets: HashMap<u32, Arc<HttpSetMeta>>,
+    pub http_sets: FastMap<u32, Arc<HttpSetMeta>>,
 }
 
 /// The current enrichment, shared by the monitor (reader) and the apply loop (writer).
@@ -157,10 +162,12 @@ mod tests {
         .into();
         let e = Enrichment {
             node_name: "n1".into(),
-            by_ip: [("10.200.1.11".parse().unwrap(), users.clone())].into(),
-            by_identity: [(2, world.clone())].into(),
-            interfaces: [(5, Arc::from("lxc01"))].into(),
-            rule_sets: [(99, policy.clone())].into(),
+            by_ip: [("10.200.1.11".parse().unwrap(), users.clone())]
+                .into_iter()
+                .collect(),
+            by_identity: [(2, world.clone())].into_iter().collect(),
+            interfaces: [(5, Arc::from("lxc01"))].into_iter().collect(),
+            rule_sets: [(99, policy.clone())].into_iter().collect(),
             ..Default::default()
         };
         let mut ev = FlowEvent {

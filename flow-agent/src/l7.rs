@@ -6,12 +6,13 @@
 //! answers a denied request with passes the datapath like any response and is reported as the
 //! response to that request.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use weir_probes::abi::{self, FlowEvent, L7Event};
 
-use crate::flows::{Enrichment, PolicyMeta, StoredFlow, event_addr};
+use crate::flows::{Enrichment, FastMap, PolicyMeta, StoredFlow, event_addr};
 
 /// Requests remembered while their response is outstanding (oldest forgotten first).
 const MAX_PENDING: usize = 65_536;
@@ -53,8 +54,10 @@ type ConnKey = (u32, [u8; 16], [u8; 16], u16, u16, u32);
 /// The method and URL of requests whose response has not been seen yet.
 #[derive(Debug, Default)]
 pub struct HttpJoin {
-    pending: HashMap<ConnKey, (Arc<str>, Arc<str>)>,
+    pending: FastMap<ConnKey, (Arc<str>, Arc<str>)>,
     order: VecDeque<ConnKey>,
+    /// Where a URL is put together before it is shared.
+    url: String,
 }
 
 impl HttpJoin {
@@ -99,8 +102,7 @@ impl HttpJoin {
             out.push(l7_flow(enrich, f, time_unix_ns, record, None));
             return;
         }
-        let (method, url) = request_target(ev);
-        let (method, url): (Arc<str>, Arc<str>) = (method.into(), url.into());
+        let (method, url) = request_target(ev, &mut self.url);
         let denied = f.verdict == abi::VERDICT_DENIED;
         let policies = if denied {
             set.map(|s| s.policies.clone())
@@ -142,26 +144,29 @@ impl HttpJoin {
     }
 }
 
-/// The method and `http://host/path` URL of a request event. An absolute-form target is the URL
-/// itself; without a Host header the server's address stands for the host.
-pub fn request_target(ev: &L7Event) -> (String, String) {
+/// The method and `http://host/path` URL of a request event (`buf` is scratch space). An
+/// absolute-form target is the URL itself; without a Host header the server's address stands for
+/// the host.
+pub fn request_target(ev: &L7Event, buf: &mut String) -> (Arc<str>, Arc<str>) {
     let line = ev.line();
     let mlen = usize::from(ev.method_len).min(line.len());
-    let method = String::from_utf8_lossy(&line[..mlen]).into_owned();
-    let target = line.get(mlen + 1..).unwrap_or_default();
-    let target = String::from_utf8_lossy(target);
+    let method: Arc<str> = Arc::from(&*String::from_utf8_lossy(&line[..mlen]));
+    let target = String::from_utf8_lossy(line.get(mlen + 1..).unwrap_or_default());
     if target.starts_with("http://") || target.starts_with("https://") {
-        return (method, target.into_owned());
+        return (method, Arc::from(&*target));
     }
-    let host = if ev.host_len > 0 {
-        String::from_utf8_lossy(ev.host()).into_owned()
+    buf.clear();
+    buf.push_str("http://");
+    if ev.host_len > 0 {
+        buf.push_str(&String::from_utf8_lossy(ev.host()));
     } else {
-        match event_addr(&ev.flow, &ev.flow.daddr) {
-            std::net::IpAddr::V4(a) => format!("{a}:{}", ev.flow.dport),
-            std::net::IpAddr::V6(a) => format!("[{a}]:{}", ev.flow.dport),
-        }
-    };
-    (method, format!("http://{host}{target}"))
+        let _ = match event_addr(&ev.flow, &ev.flow.daddr) {
+            std::net::IpAddr::V4(a) => write!(buf, "{a}:{}", ev.flow.dport),
+            std::net::IpAddr::V6(a) => write!(buf, "[{a}]:{}", ev.flow.dport),
+        };
+    }
+    buf.push_str(&target);
+    (method, Arc::from(buf.as_str()))
 }
 
 fn l7_flow(
@@ -202,7 +207,8 @@ mod tests {
                     policies: vec![policy("a"), policy("b")].into(),
                 }),
             )]
-            .into(),
+            .into_iter()
+            .collect(),
             ..Default::default()
         }
     }
@@ -364,12 +370,16 @@ mod tests {
     #[test]
     fn urls_without_host_or_in_absolute_form() {
         let no_host = request("GET /a", "", abi::VERDICT_ALLOWED, 0, 0);
+        let mut buf = String::new();
         assert_eq!(
-            request_target(&no_host),
+            request_target(&no_host, &mut buf),
             ("GET".into(), "http://10.200.1.11:80/a".into())
         );
         let absolute = request("GET http://x.example/b", "y", abi::VERDICT_ALLOWED, 0, 0);
-        assert_eq!(request_target(&absolute).1, "http://x.example/b");
+        assert_eq!(
+            &*request_target(&absolute, &mut buf).1,
+            "http://x.example/b"
+        );
     }
 
     #[test]
