@@ -315,6 +315,50 @@ fn l7_decision(pass: &mut SchedClassifier) {
             per(weir) / per(empty)
         );
     }
+    if !"response".contains(only.as_str()) {
+        return;
+    }
+    // The response: nginx's head for curl's GET, leaving users (from_container) on a connection
+    // whose request was parsed and allowed.
+    let request = request("GET", "/api/v1/users/123");
+    let response = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 09:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+    let (mut weir, mut empty) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..NEW_CONNECTIONS {
+        let sport = 1024 + ((5 * NEW_CONNECTIONS + i) % 60_000) as u16;
+        let (client, server) = (ip(FRONTEND), ip(USERS));
+        let syn = testrun::tcp_segment(client, server, sport, HTTP_PORT, 0x02, 1000, 0, &[]);
+        let data = testrun::tcp_segment(client, server, sport, HTTP_PORT, 0x18, 1001, 1, &request);
+        let reply = testrun::tcp_segment(
+            server,
+            client,
+            HTTP_PORT,
+            sport,
+            0x18,
+            1,
+            1001 + request.len() as u32,
+            response,
+        );
+        let prog = dp.program(Hook::ToContainer).unwrap();
+        assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
+        assert_eq!(testrun::run(prog, &data, 0, 1).unwrap().0, TC_ACT_OK);
+        let prog = dp.program(Hook::FromContainer).unwrap();
+        let (ret, d) = testrun::run(prog, &reply, 0, 1).unwrap();
+        assert_eq!(ret, TC_ACT_OK, "response");
+        weir += d;
+        empty += testrun::run(pass, &reply, 0, 1).unwrap().1;
+        if i % 5_000 == 0 {
+            events.drain();
+        }
+    }
+    events.drain();
+    let per = |d: Duration| d.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
+    println!(
+        "| response to GET allowed (nginx's head) | {} | {:.1} | {:.1} | {:.2}× |",
+        response.len(),
+        per(empty),
+        per(weir),
+        per(weir) / per(empty)
+    );
 }
 
 /// Drains and discards the ring buffer so single-run measurements never hit a full buffer.
