@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use weir_lab::{Lab, LabConfig};
+use weir_lab::{AgentProcess, Lab, LabConfig};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -60,17 +60,14 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-#[test]
-fn weir_observe_shows_what_the_kernel_forwarded_and_dropped() {
-    if !weir_lab::privileged("weir_observe_shows_what_the_kernel_forwarded_and_dropped") {
-        return;
-    }
+/// A lab with a running agent enforcing `policy` (named `name`), and the agent's server address.
+fn lab_with_policy(tag: &str, name: &str, policy: &str) -> (Lab, AgentProcess, String) {
     let lab = Lab::up(LabConfig::with_prefix(format!(
-        "wc{}",
+        "{tag}{}",
         std::process::id() % 10_000
     )))
     .unwrap();
-    std::fs::write(lab.policy_dir().join("users.yaml"), POLICY).unwrap();
+    std::fs::write(lab.policy_dir().join(format!("{name}.yaml")), policy).unwrap();
     let mut agent = lab
         .spawn_agent(
             "node1",
@@ -80,16 +77,24 @@ fn weir_observe_shows_what_the_kernel_forwarded_and_dropped() {
         .unwrap();
     agent.wait_ready().unwrap();
     let server = format!("unix://{}", agent.socket_path().display());
-
     // Wait until the policy is enforced.
     let start = Instant::now();
-    while !stdout(&weir(&server, &["policy", "get"])).contains("users-ingress") {
+    while !stdout(&weir(&server, &["policy", "get"])).contains(name) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "policy never applied"
+            "policy {name} never applied"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    (lab, agent, server)
+}
+
+#[test]
+fn weir_observe_shows_what_the_kernel_forwarded_and_dropped() {
+    if !weir_lab::privileged("weir_observe_shows_what_the_kernel_forwarded_and_dropped") {
+        return;
+    }
+    let (lab, _agent, server) = lab_with_policy("wc", "users-ingress", POLICY);
     let users = lab.endpoint("users-0").unwrap().ipv4;
     let url = format!("http://{users}/api/v1/users/1");
     assert_eq!(
@@ -270,30 +275,7 @@ fn weir_observe_shows_http_requests_the_kernel_allowed_and_denied() {
     if !weir_lab::privileged("weir_observe_shows_http_requests_the_kernel_allowed_and_denied") {
         return;
     }
-    let lab = Lab::up(LabConfig::with_prefix(format!(
-        "wl{}",
-        std::process::id() % 10_000
-    )))
-    .unwrap();
-    std::fs::write(lab.policy_dir().join("users.yaml"), L7_POLICY).unwrap();
-    let mut agent = lab
-        .spawn_agent(
-            "node1",
-            agent_binary(),
-            &["--listen-address", "none", "--poll-interval", "200ms"],
-        )
-        .unwrap();
-    agent.wait_ready().unwrap();
-    let server = format!("unix://{}", agent.socket_path().display());
-    let start = Instant::now();
-    while !stdout(&weir(&server, &["policy", "get"])).contains("user-service-api-policy") {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "policy never applied"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
+    let (lab, _agent, server) = lab_with_policy("wl", "user-service-api-policy", L7_POLICY);
     let get = stdout(&weir(&server, &["policy", "get", "--endpoint", "users-0"]));
     assert!(
         get.contains("HTTP rules of the ALLOW for identity")

@@ -6,12 +6,14 @@
 //! `WEIR_DIFF_CASES` (default 1000, 40 packets each) and `WEIR_DIFF_SEED` (first seed) tune it.
 //! Privileged: needs root for BPF and a network namespace with one interface per endpoint.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
+use common::Netns;
 use weir_flow_agent::datapath::{
     Datapath, DatapathOptions, Hook, LocalEndpoint, MapWriter, Timing,
 };
@@ -23,50 +25,6 @@ use weir_probes::abi::{self, CtKey, FlowEvent};
 
 /// Interfaces created for endpoints (a case has fewer local endpoints).
 const POOL: usize = 48;
-
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("wdiff{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        run(&["ip", "netns", "add", &name]);
-        for i in 0..POOL {
-            run(&[
-                "ip",
-                "-n",
-                &name,
-                "link",
-                "add",
-                &format!("v{i}"),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("p{i}"),
-            ]);
-        }
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// What the kernel did at one enforcement point.
 #[derive(Debug, PartialEq, Eq)]
@@ -304,12 +262,10 @@ fn kernel_agrees_with_the_reference_evaluator() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let ns = Netns::new();
-    let ns_path = format!("/run/netns/{}", ns.0);
+    let ns = Netns::new("wdiff", POOL, false);
+    let name = ns.0.clone();
     let result = std::thread::spawn(move || {
-        let file = std::fs::File::open(&ns_path).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-            .expect("enter the test namespace");
+        common::enter(&name);
         // Every drop reported (no aggregation), so each packet's reason and policies are seen.
         let options = DatapathOptions {
             timing: Timing {

@@ -10,10 +10,12 @@
 //! `WEIR_HTTP_DIFF_CASES` (default 300, 100 requests each) and `WEIR_HTTP_DIFF_SEED` (first
 //! seed) tune it. Privileged: needs root for BPF and a network namespace.
 
+mod common;
+
 use std::net::IpAddr;
-use std::process::Command;
 
 use aya::maps::{MapData, RingBuf};
+use common::Netns;
 use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, MapWriter};
 use weir_flow_agent::testrun::{self, TC_ACT_OK};
 use weir_policy::compiled::CompiledPolicy;
@@ -54,43 +56,6 @@ const TCP_SYN: u8 = 0x02;
 const TCP_PSH_ACK: u8 = 0x18;
 /// Largest payload per segment (a typical MSS).
 const MSS: usize = 1460;
-
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("whttp{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run(&["ip", "netns", "add", &name]);
-        for (a, b) in [("v0", "p0"), ("v1", "p1")] {
-            run(&[
-                "ip", "-n", &name, "link", "add", a, "type", "veth", "peer", "name", b,
-            ]);
-            for dev in [a, b] {
-                run(&["ip", "-n", &name, "link", "set", dev, "up"]);
-            }
-        }
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// What is reported about one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,12 +385,10 @@ fn kernel_http_matching_agrees_with_the_reference() {
         ..Options::default()
     };
     let base = weir_policy::compile(&state, &policies, &options).unwrap();
-    let ns = Netns::new();
-    let ns_path = format!("/run/netns/{}", ns.0);
+    let ns = Netns::new("whttp", 2, true);
+    let name = ns.0.clone();
     let result = std::thread::spawn(move || {
-        let file = std::fs::File::open(&ns_path).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-            .expect("enter the test namespace");
+        common::enter(&name);
         let mut dp = Datapath::load(&DatapathOptions::default()).expect("load the datapath");
         let writer = dp.take_writer().unwrap();
         let events = dp.take_events().unwrap();

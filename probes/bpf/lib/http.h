@@ -671,9 +671,10 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 		avail = room;
 	st = ps->state;
 
-	if (phase == HP_METHOD && !sc->response && ps->head_len > 0) {
-		/* The rest of a method whose first byte started the request. */
-		d = set_dfa(sc, WEIR_DFA_METHOD);
+	if (!sc->response && (phase == HP_TARGET || (phase == HP_METHOD && ps->head_len > 0))) {
+		/* A target, or the rest of a method whose first byte started the request: both go
+		 * into the captured request line. */
+		d = set_dfa(sc, phase == HP_METHOD ? WEIR_DFA_METHOD : WEIR_DFA_PATH);
 		if (!d)
 			return 0;
 		n = sc->conn.line_len;
@@ -710,26 +711,6 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 		ps->pos = 9;
 		ps->phase = HP_HSTART;
 		j = 10;
-	} else if (phase == HP_TARGET && !sc->response) {
-		d = set_dfa(sc, WEIR_DFA_PATH);
-		if (!d)
-			return 0;
-		n = sc->conn.line_len;
-		for (j = 0; j < HTTP_BUF; j++) {
-			__u8 c;
-
-			if (j >= avail)
-				break;
-			c = sc->buf[(rel + j) & (HTTP_BUF - 1)];
-			if (c == ' ')
-				break;
-			st = dfa_step(d, st, c);
-			if (n < 255) {
-				sc->conn.line[n] = c;
-				n += 1;
-			}
-		}
-		sc->conn.line_len = n;
 	} else if (phase == HP_NAME) {
 		d = set_dfa(sc, WEIR_DFA_NAME);
 		if (!d)
