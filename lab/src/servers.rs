@@ -21,14 +21,16 @@ pub(crate) const HTTP_API_PY: &str = include_str!("../servers/http_api.py");
 pub(crate) const CATALOG_PROTO: &str = include_str!("../servers/catalog.proto");
 pub(crate) const CATALOG_GRPC_PY: &str = include_str!("../servers/catalog_grpc.py");
 pub(crate) const CATALOG_CLIENT_PY: &str = include_str!("../servers/catalog_client.py");
+pub(crate) const CATALOG_PROTO_PY: &str = include_str!("../servers/catalog_proto.py");
 
 /// The files of `<run-dir>/bin/`: the servers' scripts and the clients tests and the demo run.
-/// The catalog's scripts read `catalog.proto` from their own directory.
+/// The catalog's scripts read `catalog.proto` and import `catalog_proto.py` from their own directory.
 const BIN_FILES: &[(&str, &str)] = &[
     ("http_api.py", HTTP_API_PY),
     ("catalog.proto", CATALOG_PROTO),
     ("catalog_grpc.py", CATALOG_GRPC_PY),
     ("catalog_client.py", CATALOG_CLIENT_PY),
+    ("catalog_proto.py", CATALOG_PROTO_PY),
 ];
 
 /// Path of a file of `<run-dir>/bin/` (`http_api.py`, `catalog_client.py`, ...).
