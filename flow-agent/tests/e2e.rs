@@ -985,7 +985,7 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
             http_method: vec!["DELETE".into()],
             ..Default::default()
         },
-        |_| true,
+        |f| http_of(f).url == "http://users/api/v1/users/123",
     );
     let l7 = answer.l7.as_ref().unwrap();
     assert_eq!(l7.r#type(), flow::L7FlowType::Response);

@@ -222,23 +222,30 @@ impl Harness {
 
     /// One connection: SYN, then `bytes` in `cuts`. Returns the kernel's request reports.
     fn connection(&mut self, bytes: &[u8], cuts: &[(usize, usize)], isn: u32) -> Vec<Report> {
-        self.sport = if self.sport >= 65_000 {
-            1024
-        } else {
-            self.sport + 1
-        };
+        let segments: Vec<(u8, u32, &[u8])> = cuts
+            .iter()
+            .map(|&(a, b)| {
+                let seq = isn.wrapping_add(1).wrapping_add(a as u32);
+                (TCP_PSH_ACK, seq, &bytes[a..b])
+            })
+            .collect();
+        self.exchange(isn, &segments)
+    }
+
+    /// A SYN with `isn`, then `segments` (flags, sequence number, payload), on the next ports;
+    /// returns the kernel's request reports and forgets the connection.
+    fn exchange(&mut self, isn: u32, segments: &[(u8, u32, &[u8])]) -> Vec<Report> {
+        // Eight ports in turn: a connection reuses the ports of one a few before it, as clients'
+        // ephemeral ports do, and must start from a clean parser state.
+        self.sport = 1024 + (self.sport + 1) % 8;
         self.drain();
         assert_eq!(
             self.send(TCP_SYN, isn, &[]),
             TC_ACT_OK,
             "the SYN is allowed"
         );
-        for &(a, b) in cuts {
-            self.send(
-                TCP_PSH_ACK,
-                isn.wrapping_add(1).wrapping_add(a as u32),
-                &bytes[a..b],
-            );
+        for &(flags, seq, payload) in segments {
+            self.send(flags, seq, payload);
         }
         let reports = self.drain().iter().map(report).collect();
         let mut key = CtKey {
@@ -358,7 +365,20 @@ fn check_dense_segments(
         }
         checked += want.len();
     }
-    Ok(checked)
+    // A SYN inside an established connection (here far ahead of it) must not move where parsing
+    // resumes: the request after it is still parsed and denied, not passed as already seen.
+    let request: &[u8] = b"DELETE / HTTP/1.1\r\n\r\n";
+    let got = h.exchange(
+        1000,
+        &[(TCP_SYN, 900_000, &[]), (TCP_PSH_ACK, 1001, request)],
+    );
+    let want = expected(&set, request);
+    if got != want || want.len() != 1 || want[0].rule.is_some() {
+        return Err(format!(
+            "a SYN inside the connection: kernel reported\n{got:#?}\nthe reference expects\n{want:#?}"
+        ));
+    }
+    Ok(checked + 1)
 }
 
 #[test]

@@ -68,7 +68,7 @@ static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, 
 				}
 			}
 			if (e->l7_set)
-				return http_packet(skb, p, v, e, &key, dir, 0);
+				return http_packet(skb, p, v, e, &key, dir, 0, 0);
 			return TC_ACT_OK;
 		}
 		/* Policy changed since the decision (or the port is reused): decide again. */
@@ -91,7 +91,7 @@ static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, 
 		if (e->l7_set) {
 			v->direction = dir;
 			v->reply = 0;
-			return http_packet(skb, p, v, e, &key, dir, 1);
+			return http_packet(skb, p, v, e, &key, dir, 1, 0);
 		}
 		return TC_ACT_OK;
 	}
@@ -243,7 +243,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 
 		if (!e)
 			return TC_ACT_SHOT;
-		return http_packet(skb, &p, &v, e, &key, dir, 0);
+		return http_packet(skb, &p, &v, e, &key, dir, 0, 1);
 	}
 	return TC_ACT_OK;
 }

@@ -92,8 +92,9 @@ static __always_inline void fill_flow_event(struct weir_flow_event *ev, const st
  * count from the reservation, so they include this event.) */
 static __always_inline void submit_event(void *ev, __u64 size)
 {
-	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA);
-	__u64 flags = queued >= WEIR_EVENTS_WAKEUP_BYTES && queued < WEIR_EVENTS_WAKEUP_BYTES + size
+	/* A record takes its size plus an 8-byte header, rounded up to 8 bytes. */
+	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA), taken = (size + 8 + 7) & ~7ULL;
+	__u64 flags = queued >= WEIR_EVENTS_WAKEUP_BYTES && queued < WEIR_EVENTS_WAKEUP_BYTES + taken
 			      ? BPF_RB_FORCE_WAKEUP
 			      : BPF_RB_NO_WAKEUP;
 

@@ -6,8 +6,9 @@
  *
  * The parser keeps its state per connection (struct weir_http_conn) and resumes wherever a
  * segment ended, so a request head split over segments needs no buffering. A packet is parsed on
- * a per-CPU working copy of that state, which is written back only when the packet is forwarded:
- * a dropped segment leaves the state as it was, and its retransmission is parsed again.
+ * a per-CPU working copy of that state, which is written back when the packet is forwarded or its
+ * request denied: a segment dropped for a gap leaves the state as it was, and its retransmission
+ * is parsed again.
  *
  * The byte loop is a global function, verified once on its own. Every value it carries from one
  * byte to the next lives in the per-CPU scratch map, so the verifier's states converge at the

@@ -470,21 +470,47 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 	return 0;
 }
 
-/* Writes a connection's state back: in place when it exists (an LRU update would allocate a new
- * element for every segment), else as a new entry. */
-static __always_inline void conn_store(struct weir_http_conn *stored, const struct weir_ct_key *key,
-				       const struct weir_http_conn *conn)
+/* Writes back the part of a connection's state the packet's direction owns (its parser, and for
+ * requests the pending requests and the captured line; for responses the response count): the
+ * two directions run on different CPUs and must not overwrite each other's progress. In place
+ * when the entry exists (an LRU update allocates a new element each time), looked up again here
+ * because it may have been evicted and reused since the packet began; `whole`: a new connection,
+ * everything. */
+static __always_inline void conn_store(const struct weir_ct_key *key, const struct weir_http_conn *conn, int reply,
+				       int whole)
 {
-	if (stored)
-		__builtin_memcpy(stored, conn, sizeof(*conn));
-	else
+	struct weir_http_conn *now = bpf_map_lookup_elem(&weir_http_conn, key);
+
+	if (!now) {
 		bpf_map_update_elem(&weir_http_conn, key, conn, BPF_ANY);
+		return;
+	}
+	if (whole) {
+		__builtin_memcpy(now, conn, sizeof(*conn));
+	} else if (reply) {
+		__builtin_memcpy(&now->resp, &conn->resp, sizeof(conn->resp));
+		now->responses = conn->responses;
+	} else {
+		__builtin_memcpy(&now->req, &conn->req, sizeof(conn->req));
+		__builtin_memcpy(now->pending_ts, conn->pending_ts, sizeof(conn->pending_ts));
+		now->requests = conn->requests;
+		now->pending_head_flags = conn->pending_head_flags;
+		now->line_len = conn->line_len;
+		now->host_len = conn->host_len;
+		now->host_raw = conn->host_raw;
+		now->method_len = conn->method_len;
+		now->version = conn->version;
+		__builtin_memcpy(now->line, conn->line, sizeof(conn->line));
+		__builtin_memcpy(now->host, conn->host, sizeof(conn->host));
+	}
 }
 
 /* A TCP packet of a connection with HTTP rules, in its original (`reply` 0: requests) or reply
- * direction (responses). `key` is the connection's CT key. Returns the TC action. */
+ * direction (responses). `key` is the connection's CT key; `fresh`: the packet just created the
+ * connection's CT entry (its SYN). Returns the TC action. */
 static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, struct verdict_ctx *v,
-				       struct weir_ct_entry *e, const struct weir_ct_key *key, __u8 dir, int reply)
+				       struct weir_ct_entry *e, const struct weir_ct_key *key, __u8 dir, int reply,
+				       int fresh)
 {
 	struct weir_http_conn *stored;
 	struct weir_http_parser *ps;
@@ -509,9 +535,21 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	ps = reply ? &sc->conn.resp : &sc->conn.req;
 
 	if (p->tcp_flags & TCP_SYN) {
+		/* The SYN of a new connection starts its state afresh (nothing of an earlier connection
+		 * on the same ports carries over); the first SYN-ACK starts the responses. Any other SYN
+		 * (a retransmission, or one inside the connection, which the server answers with an
+		 * ACK) changes nothing: it must not move where parsing resumes. */
+		if (fresh) {
+			__builtin_memset(&sc->conn, 0, sizeof(sc->conn));
+		} else if (ps->flags & WEIR_HP_SYNCED) {
+			return TC_ACT_OK;
+		} else if (reply) {
+			__builtin_memset(ps, 0, sizeof(*ps));
+			sc->conn.responses = 0;
+		}
 		ps->next_seq = p->seq + 1;
 		ps->flags |= WEIR_HP_SYNCED;
-		conn_store(stored, key, &sc->conn);
+		conn_store(key, &sc->conn, reply, fresh);
 		return TC_ACT_OK;
 	}
 	if (p->payload_len == 0)
@@ -532,7 +570,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		if (!reply)
 			return TC_ACT_SHOT;
 		ps->flags |= WEIR_HP_LOST;
-		conn_store(stored, key, &sc->conn);
+		conn_store(key, &sc->conn, reply, 0);
 		return TC_ACT_OK;
 	}
 	if (diff < 0) {
@@ -560,14 +598,14 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 
 	if (r == HTTP_CONSUMED) {
 		ps->next_seq = p->seq + p->payload_len;
-		conn_store(stored, key, &sc->conn);
+		conn_store(key, &sc->conn, reply, 0);
 		return TC_ACT_OK;
 	}
 	if (reply) {
 		/* Responses are only observed: stop following this connection's. */
 		ps->flags |= WEIR_HP_LOST;
 		ps->next_seq = p->seq + p->payload_len;
-		conn_store(stored, key, &sc->conn);
+		conn_store(key, &sc->conn, reply, 0);
 		return TC_ACT_OK;
 	}
 	if (r != HTTP_DENIED) {
@@ -581,7 +619,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), 0,
 			bpf_ktime_get_boot_ns());
 	}
-	conn_store(stored, key, &sc->conn);
+	conn_store(key, &sc->conn, reply, 0);
 	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq);
 }
 
