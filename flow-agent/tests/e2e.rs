@@ -818,6 +818,34 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
         "{ka:?}"
     );
 
+    // A denied upload: the 403 comes back while the body is still being sent; the body's
+    // segments then reset the client instead of leaving it retransmitting (checked below).
+    let upload = std::env::temp_dir().join(format!("weir-e2e-upload-{}", std::process::id()));
+    std::fs::write(&upload, vec![b'x'; 512 * 1024]).unwrap();
+    let put = curl(
+        &s,
+        "frontend-0",
+        &via(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            CURL_W,
+            "-X",
+            "PUT",
+            // Send the body at once, without waiting for a 100 Continue.
+            "-H",
+            "Expect:",
+            "--data-binary",
+            &format!("@{}", upload.display()),
+            "http://users/api/v1/users/7",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    let _ = std::fs::remove_file(&upload);
+    assert_eq!(put.transfers.first().map(|t| t.0), Some(403), "{put:?}");
+
     // The client's next connection from the same port after a denial is decided afresh.
     let port = "40100";
     assert_eq!(

@@ -554,8 +554,16 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	}
 	if (p->payload_len == 0)
 		return TC_ACT_OK;
-	if (!reply && (e->l7_flags & WEIR_CT_L7_DENIED))
-		return TC_ACT_SHOT;
+	if (!reply && (e->l7_flags & WEIR_CT_L7_DENIED)) {
+		/* Data after a denied request (a body, pipelined requests): the server was reset
+		 * already; reset the client too rather than let it retransmit into the void. */
+		__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
+		sc->dir = dir;
+		sc->answer = 0;
+		sc->client_seq = p->ack;
+		sc->server_seq = p->seq;
+		return weir_http_answer(skb);
+	}
 	if (reply && (ps->flags & WEIR_HP_LOST))
 		return TC_ACT_OK;
 	if (!(ps->flags & WEIR_HP_SYNCED)) {
