@@ -1070,3 +1070,116 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
         "every L7 event decodes into a flow"
     );
 }
+
+/// reco may only GET the catalog's products: an egress HTTP rule, enforced at reco's own hook.
+const EGRESS_L7_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: reco-catalog-read-only
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: reco
+  egress:
+    - toEndpoints:
+        - matchLabels:
+            app: catalog
+      toPorts:
+        - ports:
+            - port: "80"
+              protocol: TCP
+          rules:
+            http:
+              - method: GET
+                path: "/products(/.*)?"
+"#;
+
+#[test]
+fn egress_http_rules_answer_at_the_clients_hook() {
+    if !weir_lab::privileged("egress_http_rules_answer_at_the_clients_hook") {
+        return;
+    }
+    let s = Setup::new("g", &[("reco.yaml", EGRESS_L7_POLICY)]);
+    let catalog = s.addr("catalog-0", 80, false);
+    let url = |path: &str| format!("http://{catalog}{path}");
+    assert_eq!(
+        status(&s, "reco-0", &["-w", CURL_W, &url("/products/7")]),
+        200
+    );
+    let denied = curl(
+        &s,
+        "reco-0",
+        &["-w", CURL_W, "-X", "DELETE", &url("/products/7")],
+    );
+    assert_eq!((denied.exit, denied.transfers[0].0), (0, 403), "{denied:?}");
+    assert_eq!(denied.body, "Access denied\r\n");
+    assert_eq!(status(&s, "reco-0", &["-w", CURL_W, &url("/admin")]), 403);
+    // Over IPv6 too.
+    let catalog6 = s.addr("catalog-0", 80, true);
+    assert_eq!(
+        status(
+            &s,
+            "reco-0",
+            &["-w", CURL_W, &format!("http://{catalog6}/products")]
+        ),
+        200
+    );
+
+    // The catalog never saw the denied requests; nothing is left open on either side.
+    let reco = s.lab.endpoint("reco-0").unwrap();
+    let seen: Vec<(String, String)> = s
+        .lab
+        .server_requests("catalog-0", 80)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.peer == reco.ipv4.to_string() || r.peer == reco.ipv6.to_string())
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("GET".to_string(), "/products/7".to_string()),
+            ("GET".to_string(), "/products".to_string()),
+        ]
+    );
+    let start = Instant::now();
+    loop {
+        let server = live_sockets(&s, "catalog-0", &reco.ipv4.to_string());
+        let client = live_sockets(&s, "reco-0", &catalog.ip().to_string());
+        if server.is_empty() && client.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "connections left open:\nserver: {server:#?}\nclient: {client:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The flows: decided at reco's egress, named after the egress policy.
+    let req = s.wait_flow(
+        "reco DELETE dropped at egress",
+        l7_filter("default/reco-0", "DELETE"),
+        |f| f.verdict() == flow::Verdict::Dropped,
+    );
+    assert_eq!(req.traffic_direction(), flow::TrafficDirection::Egress);
+    assert_eq!(names(&req.egress_denied_by), vec!["reco-catalog-read-only"]);
+    assert_eq!(req.destination.as_ref().unwrap().pod_name, "catalog-0");
+    let ok = s.wait_flow(
+        "reco GET forwarded at egress",
+        l7_filter("default/reco-0", "GET"),
+        |f| f.verdict() == flow::Verdict::Forwarded,
+    );
+    assert_eq!(names(&ok.egress_allowed_by), vec!["reco-catalog-read-only"]);
+    s.wait_flow(
+        "the 403 reco received",
+        FlowFilter {
+            destination_pod: vec!["default/reco-0".into()],
+            http_status_code: vec!["403".into()],
+            ..Default::default()
+        },
+        |f| f.is_reply.as_ref().is_some_and(|r| r.value),
+    );
+}
