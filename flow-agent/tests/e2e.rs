@@ -1183,3 +1183,60 @@ fn egress_http_rules_answer_at_the_clients_hook() {
         |f| f.is_reply.as_ref().is_some_and(|r| r.value),
     );
 }
+
+#[test]
+fn a_connection_older_than_its_http_rules_is_reset() {
+    if !weir_lab::privileged("a_connection_older_than_its_http_rules_is_reset") {
+        return;
+    }
+    use std::io::{Read, Write};
+    let s = Setup::new("o", &[("users.yaml", USERS_POLICY)]);
+    let mut conn = s
+        .lab
+        .tcp_connect("frontend-0", s.addr("users-0", 80, false), SHORT)
+        .unwrap();
+    conn.set_read_timeout(Some(HTTP)).unwrap();
+    let request = b"GET /api/v1/users/1 HTTP/1.1\r\nHost: users\r\n\r\n";
+    conn.write_all(request).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    // HTTP rules now apply to users:80. Where this connection's next request starts is
+    // unknown to the datapath: it is reset rather than let through unparsed.
+    let before = s.policy().revision;
+    write_policy(
+        &s.lab.policy_dir(),
+        "users.yaml",
+        include_str!("../../lab/demo/l7/user-service-api-policy.yaml"),
+    );
+    s.wait_policy(|p| p.revision > before);
+    conn.write_all(b"DELETE /api/v1/users/1 HTTP/1.1\r\nHost: users\r\n\r\n")
+        .unwrap();
+    match conn.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!(
+            "the old connection was answered: {}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset,
+            "expected a reset, got {e}"
+        ),
+    }
+    let deletes = s
+        .lab
+        .server_requests("users-0", 80)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 0, "the server saw the DELETE");
+    // A new connection is decided under the rules.
+    assert_eq!(s.get("frontend-0", "users-0", 80, false).unwrap(), 200);
+}

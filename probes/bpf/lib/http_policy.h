@@ -554,6 +554,15 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	}
 	if (p->payload_len == 0)
 		return TC_ACT_OK;
+	if (!reply && !(ps->flags & WEIR_HP_SYNCED) && !(e->l7_flags & WEIR_CT_L7_DENIED)) {
+		/* Request data on a connection whose HTTP state is unknown: it began before HTTP rules
+		 * applied to it, or its state was evicted. Where the next request starts cannot be
+		 * known (this may be a body), so the connection is refused: both sides get a RST and
+		 * the client reconnects under the rules. */
+		e->l7_flags |= WEIR_CT_L7_DENIED;
+		e->flags |= WEIR_CT_RST;
+		e->expires = bpf_jiffies64() + weir_runtime.ct_lifetime_close_jiffies;
+	}
 	if (!reply && (e->l7_flags & WEIR_CT_L7_DENIED)) {
 		/* Data after a denied request (a body, pipelined requests): the server was reset
 		 * already; reset the client too rather than let it retransmit into the void. */
@@ -567,7 +576,8 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	if (reply && (ps->flags & WEIR_HP_LOST))
 		return TC_ACT_OK;
 	if (!(ps->flags & WEIR_HP_SYNCED)) {
-		/* Tracking starts mid-connection: the next request starts here. */
+		/* Responses followed from mid-connection (requests were refused above): the next
+		 * response starts here. */
 		ps->next_seq = p->seq;
 		ps->flags |= WEIR_HP_SYNCED;
 	}
