@@ -1198,12 +1198,33 @@ fn a_connection_older_than_its_http_rules_is_reset() {
     conn.set_read_timeout(Some(HTTP)).unwrap();
     let request = b"GET /api/v1/users/1 HTTP/1.1\r\nHost: users\r\n\r\n";
     conn.write_all(request).unwrap();
+    // The whole response (head and body may come in separate segments).
+    let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    let n = conn.read(&mut buf).unwrap();
+    let complete = |got: &[u8]| {
+        let text = String::from_utf8_lossy(got);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        len.is_some_and(|len| body.len() >= len)
+    };
+    while !complete(&got) {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the server closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
     assert!(
-        buf[..n].starts_with(b"HTTP/1.1 200"),
+        got.starts_with(b"HTTP/1.1 200"),
         "{}",
-        String::from_utf8_lossy(&buf[..n])
+        String::from_utf8_lossy(&got)
     );
 
     // HTTP rules now apply to users:80. Where this connection's next request starts is
