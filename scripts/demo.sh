@@ -46,10 +46,15 @@ CATALOG=$(ip_of default_catalog-0)
 step "Applying policies (frontend -> users:80 only; reco may only reach kube-dns; billing never reaches the world)"
 cp lab/demo/*.yaml "$RUN/policies/"
 for f in lab/demo/*.yaml; do sed -n 's/^# /   /p' "$f"; done
-for _ in $(seq 1 100); do
-	if weir policy get -o json 2>/dev/null | grep -q '"users-ingress"'; then break; fi
-	sleep 0.2
-done
+wait_policy() { # name: until the agent enforces it (20 s at most)
+	for _ in $(seq 1 100); do
+		if weir policy get -o json 2>/dev/null | grep -q "\"$1\""; then return 0; fi
+		sleep 0.2
+	done
+	echo "the agent did not apply policy $1; its log: $RUN/node1/agent.log" >&2
+	exit 1
+}
+wait_policy users-ingress
 
 request() { # from-endpoint url
 	local code
@@ -83,10 +88,7 @@ step "HTTP rules, enforced in the kernel: the seeds' L7 policies replace users-i
 rm -f "$RUN/policies/users-ingress.yaml"
 cp lab/demo/l7/*.yaml "$RUN/policies/"
 for f in lab/demo/l7/*.yaml; do sed -n 's/^# /   /p' "$f"; done
-for _ in $(seq 1 100); do
-	if weir policy get -o json 2>/dev/null | grep -q '"public-api-only"'; then break; fi
-	sleep 0.2
-done
+wait_policy public-api-only
 API=$(sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/production_api-server-0.yaml" | head -n 1)
 SERVICE=$(ip_of default_service-0)
 http() { # from-endpoint namespace method url [curl args...]
