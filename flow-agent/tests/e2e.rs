@@ -683,6 +683,24 @@ fn live_sockets(s: &Setup, place: &str, peer: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until neither side keeps a socket (other than TIME-WAIT) to the other: (place, the
+/// peer's address) of the server, then of the client.
+fn assert_all_closed(s: &Setup, server: (&str, &str), client: (&str, &str)) {
+    let start = Instant::now();
+    loop {
+        let on_server = live_sockets(s, server.0, server.1);
+        let on_client = live_sockets(s, client.0, client.1);
+        if on_server.is_empty() && on_client.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "connections left open:\nserver: {on_server:#?}\nclient: {on_client:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn http_of(f: &Flow) -> &flow::Http {
     match f.l7.as_ref().and_then(|l| l.record.as_ref()) {
         Some(flow::layer7::Record::Http(h)) => h,
@@ -971,19 +989,11 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
 
     // Denied connections are closed on both sides: nothing half-open on the server, nothing
     // retransmitting on the client.
-    let start = Instant::now();
-    loop {
-        let server = live_sockets(&s, "users-0", &frontend);
-        let client = live_sockets(&s, "frontend-0", &users.ip().to_string());
-        if server.is_empty() && client.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "connections left open:\nserver: {server:#?}\nclient: {client:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_all_closed(
+        &s,
+        ("users-0", &frontend),
+        ("frontend-0", &users.ip().to_string()),
+    );
 
     // L7 flows over the Observer API, selected with Hubble's HTTP filters.
     let req = s.wait_flow(
@@ -1144,19 +1154,11 @@ fn egress_http_rules_answer_at_the_clients_hook() {
             ("GET".to_string(), "/products".to_string()),
         ]
     );
-    let start = Instant::now();
-    loop {
-        let server = live_sockets(&s, "catalog-0", &reco.ipv4.to_string());
-        let client = live_sockets(&s, "reco-0", &catalog.ip().to_string());
-        if server.is_empty() && client.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "connections left open:\nserver: {server:#?}\nclient: {client:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_all_closed(
+        &s,
+        ("catalog-0", &reco.ipv4.to_string()),
+        ("reco-0", &catalog.ip().to_string()),
+    );
 
     // The flows: decided at reco's egress, named after the egress policy.
     let req = s.wait_flow(
