@@ -641,10 +641,10 @@ static __always_inline int is_value_byte(__u8 c)
 /* The fast path of the byte loop: the rest of a method, a request-target, a header name, or the
  * value of a header no rule or framing check looks at (its bytes are only checked), up to the
  * byte that ends it or the end of the buffered payload, with nothing but the DFA step per byte;
- * and a well-formed version with its line end at once. The general
- * loop then handles the byte that ends the run exactly as it would have. The run stops one byte
- * short of the head limit so that the general loop reports a head that is too long. Global:
- * verified once. Returns the bytes consumed. */
+ * and a well-formed version with its line end at once. The general loop then handles the byte
+ * that ends the run exactly as it would have. The run stops one byte short of the head limit so
+ * that the general loop reports a head that is too long. Global: verified once. Returns the
+ * bytes consumed. */
 __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 {
 	struct weir_http_parser *ps;
