@@ -17,8 +17,8 @@ use crate::flows::EnrichmentHandle;
 use crate::l7::HttpJoin;
 use crate::store::FlowStore;
 
-/// The datapath wakes the monitor only once 256 KiB of events are queued
-/// (`WEIR_EVENTS_WAKEUP_BYTES`); otherwise the monitor finds them within this many
+/// The datapath wakes the monitor only once 1/32 of the ring buffer is queued
+/// (`submit_event` in `events.h`); otherwise the monitor finds the events within this many
 /// milliseconds.
 const POLL_MS: u16 = 100;
 

@@ -683,6 +683,19 @@ fn live_sockets(s: &Setup, place: &str, peer: &str) -> Vec<String> {
         .collect()
 }
 
+/// (method, path) of the requests a server (place, port) saw from an endpoint, over IPv4 or IPv6.
+fn requests_from(s: &Setup, server: (&str, u16), from: &str) -> Vec<(String, String)> {
+    let ep = s.lab.endpoint(from).unwrap();
+    let addrs = [ep.ipv4.to_string(), ep.ipv6.to_string()];
+    s.lab
+        .server_requests(server.0, server.1)
+        .unwrap()
+        .into_iter()
+        .filter(|r| addrs.contains(&r.peer))
+        .map(|r| (r.method, r.path))
+        .collect()
+}
+
 /// Waits until neither side keeps a socket (other than TIME-WAIT) to the other: (place, the
 /// peer's address) of the server, then of the client.
 fn assert_all_closed(s: &Setup, server: (&str, &str), client: (&str, &str)) {
@@ -836,8 +849,8 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
         "{ka:?}"
     );
 
-    // A denied upload: the 403 comes back while the body is still being sent; the body's
-    // segments then reset the client instead of leaving it retransmitting (checked below).
+    // A denied upload: the 403 comes back while the body is still being sent, and no socket of
+    // the upload is left behind on either side (checked below).
     let upload = std::env::temp_dir().join(format!("weir-e2e-upload-{}", std::process::id()));
     std::fs::write(&upload, vec![b'x'; 512 * 1024]).unwrap();
     let put = curl(
@@ -971,16 +984,8 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
             .any(|(_, m, p)| m == "GET" && p == "/api/v1/users/4"),
         "{seen:?}"
     );
-    let api_seen: Vec<(String, String)> = s
-        .lab
-        .server_requests("api-server-0", 8080)
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.peer == s.lab.endpoint("web-frontend-0").unwrap().ipv4.to_string())
-        .map(|r| (r.method, r.path))
-        .collect();
     assert_eq!(
-        api_seen,
+        requests_from(&s, ("api-server-0", 8080), "web-frontend-0"),
         vec![
             ("GET".to_string(), "/api/v1/products/7".to_string()),
             ("POST".to_string(), "/api/v1/orders".to_string()),
@@ -1139,16 +1144,8 @@ fn egress_http_rules_answer_at_the_clients_hook() {
 
     // The catalog never saw the denied requests; nothing is left open on either side.
     let reco = s.lab.endpoint("reco-0").unwrap();
-    let seen: Vec<(String, String)> = s
-        .lab
-        .server_requests("catalog-0", 80)
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.peer == reco.ipv4.to_string() || r.peer == reco.ipv6.to_string())
-        .map(|r| (r.method, r.path))
-        .collect();
     assert_eq!(
-        seen,
+        requests_from(&s, ("catalog-0", 80), "reco-0"),
         vec![
             ("GET".to_string(), "/products/7".to_string()),
             ("GET".to_string(), "/products".to_string()),

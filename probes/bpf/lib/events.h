@@ -82,11 +82,11 @@ static __always_inline void fill_flow_event(struct weir_flow_event *ev, const st
 	ev->l7_ref = 0;
 }
 
-/* The agent is woken once this much is queued; below it, it finds the events at its next poll
- * (every 100 ms). A wakeup per event would cost the agent a context switch per event. */
-#define WEIR_EVENTS_WAKEUP_BYTES (256 << 10)
-
-/* `size`: the event's size. Only the event that makes the queue cross the threshold wakes the
+/* The agent is woken once 1/32 of the ring is queued (256 KiB of the default 8 MiB); below that
+ * it finds the events at its next poll (every 100 ms). A wakeup per event would cost the agent a
+ * context switch per event.
+ *
+ * `size`: the event's size. Only the event that makes the queue cross the threshold wakes the
  * agent (a wakeup is an interrupt, an exit to the hypervisor in a VM); until the agent drains
  * the queue, later events do not, and its poll timeout covers a wakeup it missed. (Queued bytes
  * count from the reservation, so they include this event.) */
@@ -94,9 +94,8 @@ static __always_inline void submit_event(void *ev, __u64 size)
 {
 	/* A record takes its size plus an 8-byte header, rounded up to 8 bytes. */
 	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA), taken = (size + 8 + 7) & ~7ULL;
-	__u64 flags = queued >= WEIR_EVENTS_WAKEUP_BYTES && queued < WEIR_EVENTS_WAKEUP_BYTES + taken
-			      ? BPF_RB_FORCE_WAKEUP
-			      : BPF_RB_NO_WAKEUP;
+	__u64 threshold = bpf_ringbuf_query(&weir_events, BPF_RB_RING_SIZE) >> 5;
+	__u64 flags = queued >= threshold && queued < threshold + taken ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 
 	bpf_ringbuf_submit(ev, flags);
 }
