@@ -64,6 +64,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let writer = datapath.take_writer()?;
     let ring = datapath.take_events()?;
     let lost = datapath.take_lost()?;
+    let proxy_listener = datapath.take_proxy_listener()?;
     tracing::info!(node = %cfg.node_name, bpffs = %cfg.bpffs_dir().display(), "datapath loaded");
 
     let enrichment = Arc::new(EnrichmentHandle::default());
@@ -95,7 +96,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
 
     let monitor = monitor::spawn(
         ring,
-        enrichment,
+        enrichment.clone(),
         store.clone(),
         stats.clone(),
         Box::new(move || lost.total().ok()),
@@ -113,6 +114,26 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             }
         })
         .map_err(AgentError::Thread)?;
+
+    // The L7 proxy for gRPC rules. Without it, connections to ports with gRPC rules are
+    // refused by the datapath (fail closed); everything else keeps working.
+    let _proxy = match crate::proxy::start(
+        proxy_listener,
+        Arc::new(crate::proxy::ProxyContext {
+            status: status.clone(),
+            enrichment: enrichment.clone(),
+            store: store.clone(),
+        }),
+    ) {
+        Ok(p) => {
+            tracing::info!(listeners = ?p.addresses, "L7 proxy serving");
+            Some(p)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "L7 proxy not started: connections to ports with gRPC rules will be refused");
+            None
+        }
+    };
 
     let api = Api {
         store: store.clone(),

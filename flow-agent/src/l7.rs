@@ -21,7 +21,7 @@ const MAX_PENDING: usize = 65_536;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRecord {
     pub kind: L7Kind,
-    /// "HTTP/1.0" or "HTTP/1.1".
+    /// "HTTP/1.0", "HTTP/1.1" or (the L7 proxy) "HTTP/2".
     pub protocol: &'static str,
     /// Response status (0 for requests).
     pub code: u32,
@@ -31,6 +31,8 @@ pub struct HttpRecord {
     /// after it). Shared with the request's record.
     pub method: Arc<str>,
     pub url: Arc<str>,
+    /// Headers reported with the record: a gRPC response's `grpc-status` and `grpc-message`.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,7 @@ impl HttpJoin {
                 latency_ns: ev.latency_ns,
                 method,
                 url,
+                headers: Vec::new(),
             };
             out.push(l7_flow(enrich, f, time_unix_ns, record, None));
             return;
@@ -139,6 +142,7 @@ impl HttpJoin {
             latency_ns: 0,
             method,
             url,
+            headers: Vec::new(),
         };
         out.push(l7_flow(enrich, f, time_unix_ns, record, policies));
     }
@@ -312,6 +316,7 @@ mod tests {
                 latency_ns: 0,
                 method: "GET".into(),
                 url: "http://users/api/v1/users/7?x=1".into(),
+                headers: Vec::new(),
             }
         );
         assert_eq!(
@@ -323,6 +328,7 @@ mod tests {
                 latency_ns: 1_500_000,
                 method: "GET".into(),
                 url: "http://users/api/v1/users/7?x=1".into(),
+                headers: Vec::new(),
             }
         );
         // The allowing rule's policy decides the request; the response names none.

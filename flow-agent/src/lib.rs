@@ -1,6 +1,7 @@
 //! weir's per-node agent: loads the datapath ([`datapath`]), applies policies from the state and
 //! policy directories ([`apply`]), turns ring-buffer events into flows ([`monitor`], [`flows`], [`l7`],
-//! [`store`], [`convert`]) and serves them over Hubble's Observer API ([`server`]).
+//! [`store`], [`convert`]), serves them over Hubble's Observer API ([`server`]) and enforces gRPC
+//! rules in its L7 proxy ([`proxy`]).
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -11,6 +12,7 @@ pub mod datapath;
 pub mod flows;
 pub mod l7;
 pub mod monitor;
+pub mod proxy;
 pub mod server;
 pub mod store;
 pub mod testrun;

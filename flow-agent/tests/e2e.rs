@@ -1260,3 +1260,193 @@ fn a_connection_older_than_its_http_rules_is_reset() {
     // A new connection is decided under the rules.
     assert_eq!(s.get("frontend-0", "users-0", 80, false).unwrap(), 200);
 }
+
+const CATALOG_GRPC_POLICY: &str = include_str!("../../lab/demo/l7/catalog-grpc-policy.yaml");
+const GET_PRODUCT: &str = "/com.example.catalog.ProductService/GetProduct";
+const UPDATE_STOCK: &str = "/com.example.catalog.ProductService/UpdateStock";
+
+/// (rpc, status) of each call the catalog client made.
+fn outcomes(calls: &[weir_lab::CatalogCall]) -> Vec<(&str, &str)> {
+    calls
+        .iter()
+        .map(|c| (c.rpc.as_str(), c.status.as_str()))
+        .collect()
+}
+
+/// The calls catalog-0's gRPC server received from `from`: (method path, client port).
+fn calls_from(s: &Setup, from: &str) -> Vec<(String, u16)> {
+    let ep = s.lab.endpoint(from).unwrap();
+    let addrs = [ep.ipv4.to_string(), ep.ipv6.to_string()];
+    s.lab
+        .grpc_calls("catalog-0", 50051)
+        .unwrap()
+        .into_iter()
+        .filter(|c| addrs.contains(&c.peer))
+        .map(|c| (c.method, c.peer_port))
+        .collect()
+}
+
+fn grpc_status_of(f: &Flow) -> Option<&str> {
+    http_of(f)
+        .headers
+        .iter()
+        .find(|h| h.key == "grpc-status")
+        .map(|h| h.value.as_str())
+}
+
+#[test]
+fn grpc_rules_apply_per_call_through_the_agents_proxy() {
+    if !weir_lab::privileged("grpc_rules_apply_per_call_through_the_agents_proxy") {
+        return;
+    }
+    let mut s = Setup::new("p", &[("catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)]);
+    let catalog = s.addr("catalog-0", 50051, false);
+    let call = |from: &str, addr: SocketAddr, calls: &str| {
+        s.lab
+            .catalog_calls(from, addr, calls, HTTP)
+            .unwrap_or_else(|e| panic!("{from} -> {addr} {calls}: {e}"))
+    };
+
+    // reco may call GetProduct only: on one connection, the denied call in the middle does not
+    // disturb the calls around it.
+    let got = call("reco-0", catalog, "get:1,update:1:-1,get:1");
+    assert_eq!(
+        outcomes(&got),
+        [
+            ("GetProduct", "OK"),
+            ("UpdateStock", "PERMISSION_DENIED"),
+            ("GetProduct", "OK")
+        ],
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1].reply,
+        serde_json::json!({"details": "Access denied by policy"})
+    );
+    assert_eq!(got[0].reply["stock"], 12);
+    // inventory may call UpdateStock only.
+    let got = call("inventory-0", catalog, "update:1:-2,get:1");
+    assert_eq!(
+        outcomes(&got),
+        [("UpdateStock", "OK"), ("GetProduct", "PERMISSION_DENIED")],
+        "{got:?}"
+    );
+    assert_eq!(got[0].reply, serde_json::json!({"id": 1, "stock": 10}));
+    // Over IPv6 too.
+    let got = call("reco-0", s.addr("catalog-0", 50051, true), "get:2,update:2");
+    assert_eq!(
+        outcomes(&got),
+        [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
+    );
+
+    // The server saw only the allowed calls, from the clients' own addresses (the proxy's
+    // upstream is transparent), the calls of one client connection on one connection.
+    let reco = calls_from(&s, "reco-0");
+    assert_eq!(
+        reco.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        [GET_PRODUCT, GET_PRODUCT, GET_PRODUCT],
+        "{reco:?}"
+    );
+    assert_eq!(reco[0].1, reco[1].1, "one connection upstream: {reco:?}");
+    let inventory = calls_from(&s, "inventory-0");
+    assert_eq!(
+        inventory.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        [UPDATE_STOCK]
+    );
+
+    // A client that is allowed no call at all is dropped at L3/L4 as before.
+    s.assert_blocked("frontend-0", "catalog-0", 50051, false);
+    // HTTP/1.x on the gRPC port gets the proxy's 403.
+    assert_eq!(
+        status(&s, "reco-0", &["-w", CURL_W, &format!("http://{catalog}/")]),
+        403
+    );
+
+    // The flows: a request and a response per call, decided at catalog's ingress.
+    let grpc_filter = |from: &str, path: &str| FlowFilter {
+        source_pod: vec![from.to_string()],
+        http_path: vec![path.to_string()],
+        ..Default::default()
+    };
+    let denied = s.wait_flow(
+        "reco's UpdateStock dropped",
+        grpc_filter("default/reco-0", UPDATE_STOCK),
+        |f| f.verdict() == flow::Verdict::Dropped,
+    );
+    assert_eq!(denied.traffic_direction(), flow::TrafficDirection::Ingress);
+    assert_eq!(
+        names(&denied.ingress_denied_by),
+        vec!["catalog-grpc-policy"]
+    );
+    assert_eq!(denied.destination.as_ref().unwrap().pod_name, "catalog-0");
+    assert_eq!(
+        denied.source.as_ref().unwrap().identity,
+        s.identity("reco-0")
+    );
+    let http = http_of(&denied);
+    assert_eq!(
+        (http.method.as_str(), http.protocol.as_str()),
+        ("POST", "HTTP/2")
+    );
+    assert_eq!(http.url, format!("http://{catalog}{UPDATE_STOCK}"));
+    assert_eq!(
+        denied.summary,
+        format!("HTTP/2 POST http://{catalog}{UPDATE_STOCK}")
+    );
+    let allowed = s.wait_flow(
+        "reco's GetProduct forwarded",
+        grpc_filter("default/reco-0", GET_PRODUCT),
+        |f| f.verdict() == flow::Verdict::Forwarded,
+    );
+    assert_eq!(
+        names(&allowed.ingress_allowed_by),
+        vec!["catalog-grpc-policy"]
+    );
+    // Responses carry the call's grpc-status.
+    let response = |path: &str, grpc_status: &'static str| {
+        s.wait_flow(
+            &format!("a {path} response with grpc-status {grpc_status}"),
+            FlowFilter {
+                destination_pod: vec!["default/reco-0".into()],
+                http_path: vec![path.to_string()],
+                ..Default::default()
+            },
+            move |f| grpc_status_of(f) == Some(grpc_status),
+        )
+    };
+    let r = response(UPDATE_STOCK, "7");
+    assert_eq!(r.verdict(), flow::Verdict::Dropped);
+    assert_eq!(http_of(&r).code, 200);
+    assert!(r.summary.ends_with(" grpc-status 7"), "{}", r.summary);
+    assert!(r.is_reply.as_ref().is_some_and(|v| v.value));
+    let r = response(GET_PRODUCT, "0");
+    assert_eq!(r.verdict(), flow::Verdict::Forwarded);
+    assert!(r.l7.as_ref().unwrap().latency_ns > 0);
+
+    // The client's hook reports the hand-over (Hubble's to-proxy observation point).
+    s.wait_flow(
+        "reco's connection handed to the proxy",
+        pod("default/reco-0"),
+        |f| {
+            f.trace_observation_point() == flow::TraceObservationPoint::ToProxy && dport(f) == 50051
+        },
+    );
+
+    // Fail closed: with the agent killed, its listener is gone and no call reaches the server;
+    // a restarted agent serves again.
+    s.agent.kill(Signal::SIGKILL).unwrap();
+    s.agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("agent did not die");
+    let got = call("reco-0", catalog, "get:3");
+    assert_ne!(got[0].status, "OK", "{got:?}");
+    assert_eq!(calls_from(&s, "reco-0").len(), 3, "no call may pass");
+    s.agent.restart().expect("restart the agent");
+    s.agent.wait_ready().unwrap();
+    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
+    let got = call("reco-0", catalog, "get:3,update:3");
+    assert_eq!(
+        outcomes(&got),
+        [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
+    );
+}

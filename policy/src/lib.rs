@@ -19,6 +19,7 @@ pub mod http;
 pub mod identity;
 pub mod ipcache;
 pub mod labels;
+pub mod lookup;
 pub mod model;
 pub mod selector;
 pub mod set;

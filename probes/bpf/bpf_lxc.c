@@ -17,6 +17,7 @@
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/policy.h"
+#include "lib/proxy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -39,6 +40,27 @@ static __always_inline void trace_tracked(const struct pkt *p, struct verdict_ct
 {
 	if (tracked_parties(v, e, dir, slot))
 		emit_event(p, v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, count);
+}
+
+/* A packet of a connection that goes through the agent's L7 proxy (WEIR_CT_PROXY): what the
+ * client sends (the entry's original direction at its egress) is handed to the proxy, what the
+ * server replies to the proxy's upstream (reply direction at its egress) is marked for local
+ * delivery; the other two directions pass. */
+static __always_inline int proxy_tracked(struct __sk_buff *skb, const struct pkt *p, struct verdict_ctx *v, __u8 dir,
+					 int reply, __u64 now, struct weir_ct_key *keyp)
+{
+	int reason;
+
+	if (dir != WEIR_DIR_EGRESS)
+		return TC_ACT_OK;
+	if (reply) {
+		mark_to_proxy(skb);
+		return TC_ACT_OK;
+	}
+	reason = to_proxy(skb, p);
+	if (reason)
+		return drop(p, v, reason, dir, now, keyp);
+	return TC_ACT_OK;
 }
 
 /* Connection tracking first: established packets, replies and related ICMP errors of
@@ -67,6 +89,8 @@ static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, 
 					trace_tracked(p, v, e, dir, slot, count);
 				}
 			}
+			if (e->flags & WEIR_CT_PROXY)
+				return proxy_tracked(skb, p, v, dir, 0, now, keyp);
 			if (e->l7_set)
 				return http_packet(skb, p, v, e, &key, dir, 0, 0);
 			return TC_ACT_OK;
@@ -88,6 +112,8 @@ static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, 
 				trace_tracked(p, v, e, dir, slot, count);
 			}
 		}
+		if (e->flags & WEIR_CT_PROXY)
+			return proxy_tracked(skb, p, v, dir, 1, now, keyp);
 		if (e->l7_set) {
 			v->direction = dir;
 			v->reply = 0;
@@ -127,7 +153,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	__u32 ifindex = skb->ifindex;
 	__u32 zero0 = 0, gen = 0, local_id, remote_id, count;
 	__u64 now;
-	__u8 slot, remote_local;
+	__u8 slot, remote_local, proxy = 0;
 	int ret;
 
 	PKT_INIT(p);
@@ -199,6 +225,19 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_SHOT;
 	}
 
+	/* The L7 proxy (gRPC rules): a client's connection goes to the proxy when its own egress
+	 * rules or the destination endpoint's ingress rules say so. At the server, a connection
+	 * from the proxy (its mark) is allowed at L3/L4 and not parsed, and one that should have
+	 * come through the proxy but did not (a client without weir's hook) is refused. */
+	if (p.protocol == IPPROTO_TCP) {
+		if (dir == WEIR_DIR_EGRESS)
+			proxy = r.proxy || (ipc && ipc->ep_id && ingress_proxied(slot, ipc->ep_id, local_id, p.policy_port));
+		else if (from_proxy(skb))
+			proxy = 1;
+		else if (r.proxy)
+			return drop(&p, &v, WEIR_DROP_PROXY_UNSUPPORTED, dir, now, &key);
+	}
+
 	v.audit = r.drop_reason != 0;
 	if (r.enforced && weir_runtime.policy_verdict_events)
 		emit_event(&p, &v, WEIR_EVENT_POLICY_VERDICT,
@@ -222,9 +261,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		fresh->policy_gen = gen;
 		fresh->rule_set = r.rule_set;
 		fresh->remote_identity = remote_id;
-		fresh->flags = (remote_local ? WEIR_CT_REMOTE_LOCAL : 0) | (v.audit ? WEIR_CT_AUDIT : 0);
+		fresh->flags = (remote_local ? WEIR_CT_REMOTE_LOCAL : 0) | (v.audit ? WEIR_CT_AUDIT : 0) |
+			       (proxy ? WEIR_CT_PROXY : 0);
 		fresh->match_type = r.match_type;
-		fresh->l7_set = p.protocol == IPPROTO_TCP ? r.l7_rules : 0;
+		/* On a proxied connection the proxy enforces the HTTP rules of both ends. */
+		fresh->l7_set = p.protocol == IPPROTO_TCP && !proxy ? r.l7_rules : 0;
 		fresh->tcp_seen[0] = p.tcp_flags;
 		fresh->tcp_reported[0] = p.tcp_flags & TCP_REPORT_FLAGS;
 		fresh->expires = now + ct_lifetime(fresh, p.protocol);
@@ -232,11 +273,21 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		bpf_map_update_elem(&weir_ct, &key, fresh, BPF_ANY);
 	}
 
+	if (proxy && dir == WEIR_DIR_EGRESS) {
+		int reason;
+
+		v.obs_point = WEIR_OBS_TO_PROXY;
+		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
+		reason = to_proxy(skb, &p);
+		if (reason)
+			return drop(&p, &v, reason, dir, now, &key);
+		return TC_ACT_OK;
+	}
 	if (dir == WEIR_DIR_INGRESS || !remote_local) {
 		v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
 		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
 	}
-	if (p.protocol == IPPROTO_TCP && r.l7_rules) {
+	if (p.protocol == IPPROTO_TCP && r.l7_rules && !proxy) {
 		/* HTTP rules: the SYN starts the request stream; data on a connection first seen
 		 * mid-stream is parsed as the start of a request. */
 		struct weir_ct_entry *e = bpf_map_lookup_elem(&weir_ct, &key);

@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -22,6 +22,8 @@ pub mod drop_reason {
     pub const CT_INVALID_HDR: u16 = 135;
     pub const FRAG_NOT_FOUND: u16 = 175;
     pub const POLICY_DENY: u16 = 181;
+    pub const SOCKET_LOOKUP_FAILED: u16 = 178;
+    pub const SOCKET_ASSIGN_FAILED: u16 = 179;
     pub const PROXY_UNSUPPORTED: u16 = 180;
     pub const EP_NOT_READY: u16 = 203;
 }
@@ -29,6 +31,7 @@ pub mod drop_reason {
 /// Trace observation points (the monitor's sub_type numbering).
 pub mod obs_point {
     pub const TO_ENDPOINT: u8 = 0;
+    pub const TO_PROXY: u8 = 1;
     pub const TO_STACK: u8 = 3;
     pub const FROM_ENDPOINT: u8 = 5;
 }
@@ -226,6 +229,7 @@ pub struct PolicyKey {
 
 pub const POLICY_DENY: u8 = 0x01;
 pub const POLICY_AUDIT: u8 = 0x02;
+pub const POLICY_L7_PROXY: u8 = 0x04;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -259,6 +263,13 @@ pub const CT_RST: u8 = 0x04;
 pub const CT_SEEN_REPLY: u8 = 0x08;
 pub const CT_REMOTE_LOCAL: u8 = 0x10;
 pub const CT_AUDIT: u8 = 0x20;
+pub const CT_PROXY: u8 = 0x40;
+
+pub const MARK_MAGIC_MASK: u32 = 0x0f00;
+pub const MARK_TO_PROXY: u32 = 0x0200;
+pub const MARK_FROM_PROXY: u32 = 0x0b00;
+pub const PROXY_LISTENER_V4: u32 = 0;
+pub const PROXY_LISTENER_V6: u32 = 1;
 
 /// `struct weir_ct_entry`.
 #[repr(C)]

@@ -34,6 +34,7 @@ pub mod maps {
     pub const HTTP_CONN: &str = "weir_http_conn";
     pub const HTTP_SCRATCH: &str = "weir_http_scratch";
     pub const HTTP_ANSWER_BUF: &str = "weir_http_answer_buf";
+    pub const PROXY_LISTENER: &str = "weir_proxy_listener";
     /// Every map, in the order the loader pins them.
     pub const ALL: &[&str] = &[
         CONFIG,
@@ -50,6 +51,7 @@ pub mod maps {
         HTTP_CONN,
         HTTP_SCRATCH,
         HTTP_ANSWER_BUF,
+        PROXY_LISTENER,
     ];
 }
 

@@ -231,6 +231,22 @@ fn constants_match_the_header() {
         ("WEIR_CT_REMOTE_LOCAL", abi::CT_REMOTE_LOCAL as i64),
         ("WEIR_CT_AUDIT", abi::CT_AUDIT as i64),
         ("WEIR_CT_L7_DENIED", abi::CT_L7_DENIED as i64),
+        ("WEIR_CT_PROXY", abi::CT_PROXY as i64),
+        ("WEIR_POLICY_L7_PROXY", abi::POLICY_L7_PROXY as i64),
+        ("WEIR_OBS_TO_PROXY", abi::obs_point::TO_PROXY as i64),
+        ("WEIR_MARK_MAGIC_MASK", abi::MARK_MAGIC_MASK as i64),
+        ("WEIR_MARK_TO_PROXY", abi::MARK_TO_PROXY as i64),
+        ("WEIR_MARK_FROM_PROXY", abi::MARK_FROM_PROXY as i64),
+        ("WEIR_PROXY_LISTENER_V4", abi::PROXY_LISTENER_V4 as i64),
+        ("WEIR_PROXY_LISTENER_V6", abi::PROXY_LISTENER_V6 as i64),
+        (
+            "WEIR_DROP_SOCKET_LOOKUP_FAILED",
+            abi::drop_reason::SOCKET_LOOKUP_FAILED as i64,
+        ),
+        (
+            "WEIR_DROP_SOCKET_ASSIGN_FAILED",
+            abi::drop_reason::SOCKET_ASSIGN_FAILED as i64,
+        ),
         ("WEIR_EVENT_L7", abi::EVENT_L7 as i64),
         (
             "WEIR_DROP_PROXY_UNSUPPORTED",

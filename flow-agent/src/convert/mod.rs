@@ -129,6 +129,7 @@ impl Converter {
         if ev.r#type == abi::EVENT_TRACE {
             out.trace_observation_point = match ev.obs_point {
                 abi::obs_point::TO_ENDPOINT => flow::TraceObservationPoint::ToEndpoint,
+                abi::obs_point::TO_PROXY => flow::TraceObservationPoint::ToProxy,
                 abi::obs_point::TO_STACK => flow::TraceObservationPoint::ToStack,
                 abi::obs_point::FROM_ENDPOINT => flow::TraceObservationPoint::FromEndpoint,
                 _ => flow::TraceObservationPoint::UnknownPoint,
@@ -176,17 +177,22 @@ fn layer7(out: &mut flow::Flow, http: &HttpRecord) {
             flow::L7FlowType::Request,
             format!("{} {} {}", http.protocol, http.method, http.url),
         ),
-        L7Kind::Response => (
-            flow::L7FlowType::Response,
-            format!(
+        L7Kind::Response => {
+            let mut summary = format!(
                 "{} {} {}ms ({} {})",
                 http.protocol,
                 http.code,
                 http.latency_ns / 1_000_000,
                 http.method,
                 http.url
-            ),
-        ),
+            );
+            // A gRPC call's outcome is its grpc-status, not the HTTP status.
+            if let Some((_, status)) = http.headers.iter().find(|(k, _)| k == "grpc-status") {
+                summary.push_str(" grpc-status ");
+                summary.push_str(status);
+            }
+            (flow::L7FlowType::Response, summary)
+        }
     };
     out.r#type = flow::FlowType::L7 as i32;
     out.summary = summary;
@@ -198,7 +204,14 @@ fn layer7(out: &mut flow::Flow, http: &HttpRecord) {
             method: http.method.to_string(),
             url: http.url.to_string(),
             protocol: http.protocol.to_string(),
-            headers: Vec::new(),
+            headers: http
+                .headers
+                .iter()
+                .map(|(key, value)| flow::HttpHeader {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
         })),
     });
     if let Some(flow::Layer4 {

@@ -231,6 +231,7 @@ fn http(kind: L7Kind, code: u32, latency_ns: u64) -> Arc<HttpRecord> {
         latency_ns,
         method: "DELETE".into(),
         url: "http://users/api/v1/users/123".into(),
+        headers: Vec::new(),
     })
 }
 

@@ -325,6 +325,15 @@ impl Datapath {
         })
     }
 
+    /// Takes the L7 proxy's listener map (a SOCKMAP).
+    pub fn take_proxy_listener(&mut self) -> Result<aya::maps::SockMap<MapData>, DatapathError> {
+        let name = weir_probes::maps::PROXY_LISTENER;
+        aya::maps::SockMap::try_from(self.take_map(name)?).map_err(|e| DatapathError::Map {
+            name,
+            source: Box::new(e),
+        })
+    }
+
     fn take_map(&mut self, name: &'static str) -> Result<Map, DatapathError> {
         self.ebpf
             .take_map(name)

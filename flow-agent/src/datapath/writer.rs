@@ -168,7 +168,7 @@ impl MapWriter {
                 for entry in &policy.entries {
                     let key = policy_key(slot, dir, ep.ep_id, entry);
                     self.policy
-                        .insert(&key, policy_value(entry), 0)
+                        .insert(&key, policy_value(entry, compiled), 0)
                         .map_err(map_err(m::POLICY))?;
                     self.policy_keys[s].push(key);
                     policy_entries += 1;
@@ -367,10 +367,18 @@ pub fn policy_key(slot: u8, dir: Direction, ep_id: u32, entry: &PolicyEntry) -> 
     Key::new(bits, data)
 }
 
-pub fn policy_value(entry: &PolicyEntry) -> PolicyValue {
+/// The policy value of an entry; `compiled` tells whether its HTTP rules are gRPC rules, which
+/// the agent's L7 proxy enforces (`HttpRuleSet::is_grpc`).
+pub fn policy_value(entry: &PolicyEntry, compiled: &CompiledPolicy) -> PolicyValue {
+    let proxied = entry.l7_rules != 0
+        && compiled
+            .http_rule_sets
+            .get(&entry.l7_rules)
+            .is_some_and(|set| set.is_grpc());
     PolicyValue {
         flags: (if entry.deny { abi::POLICY_DENY } else { 0 })
-            | (if entry.audit { abi::POLICY_AUDIT } else { 0 }),
+            | (if entry.audit { abi::POLICY_AUDIT } else { 0 })
+            | (if proxied { abi::POLICY_L7_PROXY } else { 0 }),
         match_type: entry.match_type as u8,
         rule_set: entry.rule_set,
         l7_rules: entry.l7_rules,

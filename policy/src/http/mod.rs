@@ -120,6 +120,21 @@ impl HttpRuleSet {
         HttpRuleSet { rules }
     }
 
+    /// Whether these rules are gRPC rules, which the agent's proxy enforces instead of the
+    /// kernel's HTTP/1.x parser (gRPC runs over HTTP/2, whose HPACK state the datapath does not
+    /// keep): the set has rules and every rule has a `path` of the form `/package.Service/...`.
+    /// The service part is dot-separated identifiers (each an ASCII letter or `_`, then letters,
+    /// digits or `_`; dots may be written `\.`), at least two of them, followed by `/`; what
+    /// follows is free (a method name or a regex). `/com.example.catalog.ProductService/GetProduct`
+    /// and `/grpc.health.v1.Health/.*` are gRPC paths; `/api/v1/users` and `/v1.0/users` are not.
+    pub fn is_grpc(&self) -> bool {
+        !self.rules.is_empty()
+            && self
+                .rules
+                .iter()
+                .all(|r| r.rule.path.as_deref().is_some_and(is_grpc_path))
+    }
+
     /// Reference matcher: the index of the lowest-numbered rule matching `req`, or `None`.
     /// Independent of the DFAs: every regex is `regex::bytes` over `^(?:re)$` with Unicode off.
     pub fn matching_rule(&self, req: &HttpRequest) -> Option<usize> {
@@ -127,6 +142,26 @@ impl HttpRuleSet {
             .iter()
             .position(|entry| rule_matches(&entry.rule, req))
     }
+}
+
+/// `/a.b.C/...`: see [`HttpRuleSet::is_grpc`].
+fn is_grpc_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let Some((service, _method)) = rest.split_once('/') else {
+        return false;
+    };
+    let service = service.replace("\\.", ".");
+    let parts: Vec<&str> = service.split('.').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            let mut bytes = p.bytes();
+            bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
 }
 
 /// A location path as (text, number) chunks, so `http[10]` sorts after `http[9]`.

@@ -1043,3 +1043,47 @@ fn random_pipelines_split_anywhere() {
         assert_eq!(stream(&input), (want, None), "seed {seed}");
     }
 }
+
+#[test]
+fn grpc_rule_sets() {
+    let path = |p: &str| HttpMatch {
+        method: Some("POST".into()),
+        path: Some(p.into()),
+        ..Default::default()
+    };
+    for grpc in [
+        "/com.example.catalog.ProductService/GetProduct",
+        "/grpc.health.v1.Health/.*",
+        r"/com\.example\.catalog\.ProductService/(GetProduct|UpdateStock)",
+        "/_pkg.Svc_2/",
+    ] {
+        assert!(set(vec![path(grpc)]).is_grpc(), "{grpc}");
+    }
+    for not_grpc in [
+        "/api/v1/users",
+        "/v1.0/users",
+        "/Greeter/SayHello",
+        "/com.example.Svc",
+        "com.example.Svc/M",
+        "/com..example/M",
+        "/.*/GetProduct",
+        "/com.example-x.Svc/M",
+    ] {
+        assert!(!set(vec![path(not_grpc)]).is_grpc(), "{not_grpc}");
+    }
+    // Every rule must be a gRPC path; a rule without a path allows any path.
+    let grpc = path("/com.example.catalog.ProductService/GetProduct");
+    assert!(set(vec![grpc.clone(), path("/a.b/c")]).is_grpc());
+    assert!(!set(vec![grpc.clone(), path("/api/v1/users")]).is_grpc());
+    assert!(
+        !set(vec![
+            grpc,
+            HttpMatch {
+                method: Some("GET".into()),
+                ..Default::default()
+            }
+        ])
+        .is_grpc()
+    );
+    assert!(!HttpRuleSet::default().is_grpc());
+}

@@ -5,7 +5,6 @@ use std::fmt;
 
 use super::Case;
 use super::http::random_request;
-use super::lookup::{LookupResult, lookup_direction};
 use super::rng::Rng;
 use crate::cluster::ClusterState;
 use crate::compile::compile;
@@ -13,6 +12,7 @@ use crate::compiled::{CompiledPolicy, Direction};
 use crate::eval::{Decision, Evaluator, Packet, Verdict};
 use crate::http::HttpRuleSet;
 use crate::ipcache::lookup_entries;
+use crate::lookup::{LookupResult, lookup_direction};
 
 /// A disagreement between the evaluator and the compiled policy.
 #[derive(Debug, Clone)]

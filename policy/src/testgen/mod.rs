@@ -14,16 +14,15 @@
 mod check;
 mod generate;
 mod http;
-mod lookup;
 mod rng;
 mod stream_check;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::lookup::{LookupResult, lookup, lookup_direction};
 pub use check::{Mismatch, check_case};
 pub use http::{encode_request, random_http_case};
-pub use lookup::{LookupResult, lookup, lookup_direction};
 pub use rng::Rng;
 pub use stream_check::{MAX_CUTS, check_request_stream, request_stream_input};
 

@@ -92,4 +92,15 @@ struct {
 	__type(value, struct weir_http_conn);
 } weir_http_conn SEC(".maps");
 
+/* The agent's L7 proxy listeners (WEIR_PROXY_LISTENER_V4/V6), registered by the agent. The
+ * kernel removes an entry when its socket closes: with no agent, connections to proxied ports
+ * find no listener and are dropped (docs/l7.md). A 4-byte value is what userspace writes (a
+ * socket fd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 2);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} weir_proxy_listener SEC(".maps");
+
 #endif /* WEIR_MAPS_H */

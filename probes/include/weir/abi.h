@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 3
+#define WEIR_ABI_VERSION 4
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -31,11 +31,14 @@
 #define WEIR_DROP_CT_INVALID_HDR      135 /* truncated or invalid header */
 #define WEIR_DROP_FRAG_NOT_FOUND      175 /* first fragment of a datagram not seen */
 #define WEIR_DROP_POLICY_DENY         181 /* explicit deny rule */
+#define WEIR_DROP_SOCKET_LOOKUP_FAILED 178 /* L7 proxy: no listener registered (the agent is down) */
+#define WEIR_DROP_SOCKET_ASSIGN_FAILED 179 /* L7 proxy: the hand-over to its listener failed */
 #define WEIR_DROP_PROXY_UNSUPPORTED   180 /* L7: a protocol or feature the parser does not police (fails closed) */
 #define WEIR_DROP_EP_NOT_READY        203 /* no policy computed for this endpoint yet */
 
 /* Trace observation points: the monitor's sub_type numbering (not the proto enum). */
 #define WEIR_OBS_TO_ENDPOINT   0
+#define WEIR_OBS_TO_PROXY      1
 #define WEIR_OBS_TO_STACK      3
 #define WEIR_OBS_FROM_ENDPOINT 5
 
@@ -169,6 +172,7 @@ struct weir_policy_key {
 
 #define WEIR_POLICY_DENY  0x01
 #define WEIR_POLICY_AUDIT 0x02
+#define WEIR_POLICY_L7_PROXY 0x04 /* l7_rules are gRPC rules: the agent's proxy enforces them */
 
 struct weir_policy_value {
 	__u8 flags;              /* WEIR_POLICY_* */
@@ -200,6 +204,19 @@ struct weir_ct_key {
 #define WEIR_CT_SEEN_REPLY  0x08
 #define WEIR_CT_REMOTE_LOCAL 0x10 /* the remote address is a local endpoint: its own hook traces */
 #define WEIR_CT_AUDIT       0x20 /* allowed only because the deciding entry is in audit mode */
+#define WEIR_CT_PROXY       0x40 /* goes through the agent's L7 proxy: packets towards the proxy
+				  * (the client's sends at its egress entry, the server's
+				  * replies at its ingress entry) carry WEIR_MARK_TO_PROXY */
+
+/* skb->mark bits of the L7 proxy hand-over (the 0x0f00 nibble, as in Cilium). */
+#define WEIR_MARK_MAGIC_MASK 0x0f00
+#define WEIR_MARK_TO_PROXY   0x0200 /* set by the datapath: the node delivers it locally
+				      * (ip rule fwmark 0x200/0xf00 lookup 2004) */
+#define WEIR_MARK_FROM_PROXY 0x0b00 /* SO_MARK of the proxy's upstream sockets */
+
+/* weir_proxy_listener (SOCKMAP): key 0 the proxy's IPv4 listener, 1 its IPv6 listener. */
+#define WEIR_PROXY_LISTENER_V4 0
+#define WEIR_PROXY_LISTENER_V6 1
 
 struct weir_ct_entry {
 	__u64 created;           /* jiffies */

@@ -1,4 +1,5 @@
-//! The datapath's policy lookup, in plain Rust (the algorithm documented in `compiled`).
+//! The datapath's policy lookup, in plain Rust (the algorithm documented in `compiled`): the
+//! agent's L7 proxy decides with it, and the tests compare the kernel against it.
 
 use crate::compiled::{
     CompiledPolicy, Direction, DirectionPolicy, Identity, PolicyEntry, PolicyRef, RuleSetId,

@@ -1,0 +1,324 @@
+//! The L7 decision for one call on a proxied connection: the client's egress rules and the
+//! server's ingress rules, looked up the way the datapath looks them up (`weir_policy::lookup`)
+//! in the policy enforced right now, so a policy change applies to the next call of a
+//! connection that is already open.
+
+use std::net::IpAddr;
+
+use weir_policy::compiled::{Direction, EndpointPolicy, Identity};
+use weir_policy::eval::Verdict;
+use weir_policy::http::HttpRequest;
+use weir_policy::ipcache::lookup_entries;
+use weir_policy::lookup::lookup_direction;
+
+use crate::apply::{EndpointRuntime, PolicyStatus};
+
+/// One enforcement point's view of a connection: its local endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    pub direction: Direction,
+    pub ifindex: u32,
+    pub ep_id: u32,
+}
+
+/// The outcome for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallDecision {
+    pub allowed: bool,
+    /// The point that decided: the first that denies (egress before ingress), else the last
+    /// with HTTP rules, else the last one; `None` when neither end is a local endpoint.
+    pub point: Option<Point>,
+    /// The deciding point's HTTP rule set (0 = none) and, when allowed by it, the rule's index.
+    pub l7_set: u32,
+    pub rule: Option<usize>,
+    /// Denied at L3/L4 (the policy changed since the connection was allowed).
+    pub l4_denied: bool,
+    /// Then the denial's rule set.
+    pub l4_rule_set: u32,
+    pub src_identity: Identity,
+    pub dst_identity: Identity,
+}
+
+fn local(status: &PolicyStatus, ip: IpAddr) -> Option<(&EndpointRuntime, &EndpointPolicy)> {
+    let rt = status
+        .endpoints
+        .iter()
+        .find(|e| e.ifindex != 0 && e.ips.contains(&ip))?;
+    let policy = status
+        .compiled
+        .endpoints
+        .iter()
+        .find(|p| p.namespace == rt.namespace && p.name == rt.name)?;
+    Some((rt, policy))
+}
+
+/// Decides `req` sent from `client` to `server:port` over TCP. A denial's Hubble drop reason
+/// is POLICY_DENIED, as for the datapath's HTTP denials.
+pub fn decide(
+    status: &PolicyStatus,
+    client: IpAddr,
+    server: IpAddr,
+    port: u16,
+    req: &HttpRequest,
+) -> CallDecision {
+    let compiled = &status.compiled;
+    let src_identity = lookup_entries(&compiled.ipcache, client);
+    let dst_identity = lookup_entries(&compiled.ipcache, server);
+    let mut out = CallDecision {
+        allowed: true,
+        point: None,
+        l7_set: 0,
+        rule: None,
+        l4_denied: false,
+        l4_rule_set: 0,
+        src_identity,
+        dst_identity,
+    };
+    let points = [
+        local(status, client).map(|(rt, p)| (Direction::Egress, rt, &p.egress, dst_identity)),
+        local(status, server).map(|(rt, p)| (Direction::Ingress, rt, &p.ingress, src_identity)),
+    ];
+    let mut restricted = false;
+    for (direction, rt, policy, remote) in points.into_iter().flatten() {
+        let point = Point {
+            direction,
+            ifindex: rt.ifindex,
+            ep_id: rt.ep_id,
+        };
+        let found = lookup_direction(policy, remote, TCP, port);
+        if found.verdict == Verdict::Denied {
+            return CallDecision {
+                allowed: false,
+                point: Some(point),
+                l4_denied: true,
+                l4_rule_set: found.rule_set,
+                ..out
+            };
+        }
+        let set = found.entry.as_ref().map_or(0, |e| e.l7_rules);
+        if set == 0 {
+            if !restricted {
+                out.point = Some(point);
+            }
+            continue;
+        }
+        // A set the compiler referenced always has tables; a missing one fails closed.
+        let rule = compiled.http_tables.get(&set).and_then(|t| t.decide(req));
+        out.point = Some(point);
+        out.l7_set = set;
+        out.rule = rule;
+        restricted = true;
+        if rule.is_none() {
+            out.allowed = false;
+            return out;
+        }
+    }
+    out
+}
+
+const TCP: u8 = 6;
+
+/// The request as the HTTP rules see it: the method, `:path` as the target, `:authority` as
+/// the Host header, then every header field.
+pub fn request_of(parts: &http::request::Parts) -> HttpRequest {
+    let mut headers = Vec::with_capacity(parts.headers.len() + 1);
+    if let Some(authority) = parts.uri.authority() {
+        headers.push((b"host".to_vec(), authority.as_str().as_bytes().to_vec()));
+    }
+    for (name, value) in &parts.headers {
+        headers.push((name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()));
+    }
+    HttpRequest {
+        method: parts.method.as_str().as_bytes().to_vec(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or(b"/".to_vec(), |p| p.as_str().as_bytes().to_vec()),
+        version: 1,
+        headers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use weir_policy::compiled::{
+        CompiledPolicy, DirectionPolicy, IpcacheEntry, MatchType, PolicyEntry, PolicyRef,
+    };
+    use weir_policy::http::{HttpMatch, HttpRuleEntry, HttpRuleSet, build_tables};
+
+    use super::*;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    fn set(paths: &[&str]) -> HttpRuleSet {
+        HttpRuleSet {
+            rules: paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| HttpRuleEntry {
+                    policy: PolicyRef {
+                        kind: "CiliumNetworkPolicy".into(),
+                        namespace: "default".into(),
+                        name: "grpc".into(),
+                    },
+                    location: format!("spec.ingress[0].toPorts[0].rules.http[{i}]"),
+                    rule: HttpMatch {
+                        method: Some("POST".into()),
+                        path: Some((*p).into()),
+                        ..Default::default()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn allow(identity: u32, l7_rules: u32) -> PolicyEntry {
+        PolicyEntry {
+            identity,
+            protocol: 6,
+            port: 50051,
+            port_prefix_len: 16,
+            deny: false,
+            audit: false,
+            l7_rules,
+            match_type: MatchType::L3L4,
+            rule_set: 9,
+        }
+    }
+
+    fn endpoint(
+        name: &str,
+        identity: u32,
+        ingress: Vec<PolicyEntry>,
+        egress: Vec<PolicyEntry>,
+    ) -> EndpointPolicy {
+        let dir = |entries: Vec<PolicyEntry>| DirectionPolicy {
+            enforced: !entries.is_empty(),
+            selecting: 5,
+            entries,
+        };
+        EndpointPolicy {
+            namespace: "default".into(),
+            name: name.into(),
+            interface: format!("lxc-{name}"),
+            identity,
+            ingress: dir(ingress),
+            egress: dir(egress),
+        }
+    }
+
+    /// client (identity 100, ifindex 11) and server (identity 200, ifindex 12), both local.
+    fn status(
+        client: EndpointPolicy,
+        server: EndpointPolicy,
+        sets: &[(u32, HttpRuleSet)],
+    ) -> PolicyStatus {
+        let mut compiled = CompiledPolicy {
+            endpoints: vec![client, server],
+            ipcache: vec![
+                IpcacheEntry {
+                    prefix: "10.0.0.1/32".parse().unwrap(),
+                    identity: 100,
+                },
+                IpcacheEntry {
+                    prefix: "10.0.0.2/32".parse().unwrap(),
+                    identity: 200,
+                },
+            ],
+            ..Default::default()
+        };
+        for (id, s) in sets {
+            compiled.http_rule_sets.insert(*id, s.clone());
+            compiled.http_tables.insert(*id, build_tables(s).unwrap());
+        }
+        let rt = |name: &str, ifindex: u32, ip: IpAddr| EndpointRuntime {
+            namespace: "default".into(),
+            name: name.into(),
+            interface: format!("lxc-{name}"),
+            ifindex,
+            ep_id: ifindex,
+            ips: vec![ip],
+        };
+        PolicyStatus {
+            compiled,
+            endpoints: vec![rt("client", 11, CLIENT), rt("server", 12, SERVER)],
+            ..Default::default()
+        }
+    }
+
+    fn call(path: &str) -> HttpRequest {
+        HttpRequest {
+            method: b"POST".to_vec(),
+            target: path.as_bytes().to_vec(),
+            version: 1,
+            headers: vec![(b"host".to_vec(), b"server:50051".to_vec())],
+        }
+    }
+
+    const GET: &str = "/com.example.catalog.ProductService/GetProduct";
+    const UPDATE: &str = "/com.example.catalog.ProductService/UpdateStock";
+
+    #[test]
+    fn the_servers_ingress_rules_decide_each_call() {
+        let st = status(
+            endpoint("client", 100, vec![], vec![]),
+            endpoint("server", 200, vec![allow(100, 1)], vec![]),
+            &[(1, set(&[GET]))],
+        );
+        let ok = decide(&st, CLIENT, SERVER, 50051, &call(GET));
+        assert!(ok.allowed);
+        assert_eq!((ok.l7_set, ok.rule), (1, Some(0)));
+        assert_eq!(ok.point.unwrap().direction, Direction::Ingress);
+        assert_eq!(ok.point.unwrap().ifindex, 12);
+        assert_eq!((ok.src_identity, ok.dst_identity), (100, 200));
+        let denied = decide(&st, CLIENT, SERVER, 50051, &call(UPDATE));
+        assert!(!denied.allowed && !denied.l4_denied);
+        assert_eq!((denied.l7_set, denied.rule), (1, None));
+        // Another port has no HTTP rules and is not allowed at all.
+        let other = decide(&st, CLIENT, SERVER, 50052, &call(GET));
+        assert!(!other.allowed && other.l4_denied);
+        assert_eq!(other.l4_rule_set, 5);
+    }
+
+    #[test]
+    fn egress_rules_deny_first_and_both_ends_must_allow() {
+        let st = status(
+            endpoint("client", 100, vec![], vec![allow(200, 2)]),
+            endpoint("server", 200, vec![allow(0, 1)], vec![]),
+            &[(1, set(&[GET, UPDATE])), (2, set(&[UPDATE]))],
+        );
+        let denied = decide(&st, CLIENT, SERVER, 50051, &call(GET));
+        assert!(!denied.allowed);
+        assert_eq!(denied.point.unwrap().direction, Direction::Egress);
+        assert_eq!(denied.l7_set, 2);
+        let ok = decide(&st, CLIENT, SERVER, 50051, &call(UPDATE));
+        assert!(ok.allowed);
+        // The last point with HTTP rules is reported.
+        assert_eq!(ok.point.unwrap().direction, Direction::Ingress);
+        assert_eq!((ok.l7_set, ok.rule), (1, Some(1)));
+    }
+
+    #[test]
+    fn requests_carry_authority_as_host_and_every_header() {
+        let (parts, ()) = http::Request::builder()
+            .method("POST")
+            .uri("http://catalog:50051/com.example.catalog.ProductService/GetProduct")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let req = request_of(&parts);
+        assert_eq!(req.method, b"POST");
+        assert_eq!(req.target, GET.as_bytes());
+        assert_eq!(
+            req.headers,
+            vec![
+                (b"host".to_vec(), b"catalog:50051".to_vec()),
+                (b"content-type".to_vec(), b"application/grpc".to_vec())
+            ]
+        );
+    }
+}

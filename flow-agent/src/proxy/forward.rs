@@ -1,0 +1,351 @@
+//! HTTP/2 forwarding, call by call, with flow control passed through and L7 flows reported.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use tokio::net::TcpStream;
+use weir_policy::compiled::Direction;
+use weir_probes::abi::{self, FlowEvent};
+
+use super::decide::{self, CallDecision};
+use super::{Conn, ProxyContext};
+use crate::flows::{PolicyMeta, StoredFlow};
+use crate::l7::{HttpRecord, L7Kind};
+
+const GRPC_PERMISSION_DENIED: &str = "7";
+const DENIED_MESSAGE: &str = "Access denied by policy";
+
+/// Serves one client connection until it ends, each call on the upstream connection.
+pub async fn connection(
+    ctx: Arc<ProxyContext>,
+    conn: Conn,
+    client: TcpStream,
+    upstream: TcpStream,
+) -> io::Result<()> {
+    let (send, upstream_conn) = h2::client::handshake(upstream)
+        .await
+        .map_err(io::Error::other)?;
+    let mut upstream_done = tokio::spawn(upstream_conn);
+    let mut server = h2::server::handshake(client)
+        .await
+        .map_err(io::Error::other)?;
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            next = server.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    tokio::spawn(call(ctx.clone(), conn, req, respond, send.clone()));
+                }
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => return Ok(()),
+            },
+            // The server closed its side: let the client finish its calls and go away.
+            _ = &mut upstream_done, if !closing => {
+                closing = true;
+                server.graceful_shutdown();
+            }
+        }
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<&HeaderValue> {
+    headers.get("grpc-status")
+}
+
+/// One call: decide, answer a denial, or forward both ways.
+async fn call(
+    ctx: Arc<ProxyContext>,
+    conn: Conn,
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    upstream: h2::client::SendRequest<Bytes>,
+) {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let request = decide::request_of(&parts);
+    let decision = {
+        let status = ctx.status.read().expect("status lock");
+        decide::decide(
+            &status,
+            conn.client.ip(),
+            conn.server.ip(),
+            conn.server.port(),
+            &request,
+        )
+    };
+    let grpc = is_grpc(&parts.headers);
+    let method: Arc<str> = Arc::from(parts.method.as_str());
+    let url: Arc<str> = Arc::from(
+        format!(
+            "http://{}{}",
+            parts
+                .uri
+                .authority()
+                .map_or_else(|| conn.server.to_string(), |a| a.to_string()),
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        )
+        .as_str(),
+    );
+    let record = |kind, code, latency_ns, headers| HttpRecord {
+        kind,
+        protocol: "HTTP/2",
+        code,
+        latency_ns,
+        method: method.clone(),
+        url: url.clone(),
+        headers,
+    };
+    report(
+        &ctx,
+        conn,
+        &decision,
+        record(L7Kind::Request, 0, 0, Vec::new()),
+    );
+
+    if !decision.allowed {
+        let (response, trailer) = if grpc {
+            let r = Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/grpc")
+                .header("grpc-status", GRPC_PERMISSION_DENIED)
+                .header("grpc-message", DENIED_MESSAGE)
+                .body(())
+                .expect("static response");
+            (r, true)
+        } else {
+            let r = Response::builder()
+                .status(StatusCode::FORBIDDEN)
+                .header(http::header::CONTENT_TYPE, "text/plain")
+                .body(())
+                .expect("static response");
+            (r, false)
+        };
+        let code = u32::from(response.status().as_u16());
+        match respond.send_response(response, trailer) {
+            Ok(mut send) if !trailer => {
+                let _ = send.send_data(Bytes::from_static(b"Access denied\r\n"), true);
+            }
+            _ => {}
+        }
+        // The request's body is not read: the client learns from the response.
+        drop(body);
+        let headers = if grpc {
+            grpc_headers(GRPC_PERMISSION_DENIED, Some(DENIED_MESSAGE))
+        } else {
+            Vec::new()
+        };
+        report(
+            &ctx,
+            conn,
+            &decision,
+            record(
+                L7Kind::Response,
+                code,
+                started.elapsed().as_nanos() as u64,
+                headers,
+            ),
+        );
+        return;
+    }
+
+    let mut upstream = match upstream.ready().await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "upstream connection unavailable");
+            respond.send_reset(Reason::REFUSED_STREAM);
+            return;
+        }
+    };
+    let end = body.is_end_stream();
+    let (response, request_body) = match upstream.send_request(Request::from_parts(parts, ()), end)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot forward a call");
+            respond.send_reset(e.reason().unwrap_or(Reason::REFUSED_STREAM));
+            return;
+        }
+    };
+    if !end {
+        tokio::spawn(async move {
+            let mut request_body = request_body;
+            if let Err(e) = pump(body, &mut request_body).await {
+                request_body.send_reset(e.reason().unwrap_or(Reason::CANCEL));
+            }
+        });
+    }
+    let response = match response.await {
+        Ok(r) => r,
+        Err(e) => {
+            respond.send_reset(e.reason().unwrap_or(Reason::INTERNAL_ERROR));
+            return;
+        }
+    };
+    let latency_ns = started.elapsed().as_nanos() as u64;
+    let (rparts, rbody) = response.into_parts();
+    let code = u32::from(rparts.status.as_u16());
+    let mut status = grpc_status(&rparts.headers)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| (s.to_string(), message(&rparts.headers)));
+    let end = rbody.is_end_stream();
+    match respond.send_response(Response::from_parts(rparts, ()), end) {
+        Ok(mut send) if !end => match pump(rbody, &mut send).await {
+            Ok(Some(trailers)) => {
+                if let Some(s) = grpc_status(&trailers).and_then(|v| v.to_str().ok()) {
+                    status = Some((s.to_string(), message(&trailers)));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => send.send_reset(e.reason().unwrap_or(Reason::CANCEL)),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "cannot answer a call"),
+    }
+    let headers = status
+        .map(|(s, m)| grpc_headers(&s, m.as_deref()))
+        .unwrap_or_default();
+    report(
+        &ctx,
+        conn,
+        &decision,
+        record(L7Kind::Response, code, latency_ns, headers),
+    );
+}
+
+fn message(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn grpc_headers(status: &str, message: Option<&str>) -> Vec<(String, String)> {
+    let mut h = vec![("grpc-status".to_string(), status.to_string())];
+    if let Some(m) = message {
+        h.push(("grpc-message".to_string(), m.to_string()));
+    }
+    h
+}
+
+/// Copies a stream's data and trailers, sending only as much as the receiver's window allows
+/// and releasing the sender's window as data goes out. Returns the trailers.
+async fn pump(
+    mut from: RecvStream,
+    to: &mut SendStream<Bytes>,
+) -> Result<Option<HeaderMap>, h2::Error> {
+    while let Some(chunk) = from.data().await {
+        let mut chunk = chunk?;
+        let len = chunk.len();
+        while !chunk.is_empty() {
+            to.reserve_capacity(chunk.len());
+            let cap = match poll_fn(|cx| to.poll_capacity(cx)).await {
+                Some(cap) => cap?,
+                None => return Err(h2::Error::from(Reason::CANCEL)),
+            };
+            if cap == 0 {
+                continue;
+            }
+            let piece = chunk.split_to(cap.min(chunk.len()));
+            to.send_data(piece, false)?;
+        }
+        from.flow_control().release_capacity(len)?;
+    }
+    let trailers = from.trailers().await?;
+    match &trailers {
+        Some(t) => to.send_trailers(t.clone())?,
+        None => to.send_data(Bytes::new(), true)?,
+    }
+    Ok(trailers)
+}
+
+fn addr_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// Stores the L7 flow of a request (client → server) or a response (server → client), at the
+/// deciding endpoint, with the policy behind the verdict.
+fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) {
+    let enrich = ctx.enrichment.load();
+    let response = record.kind == L7Kind::Response;
+    let (src, dst, src_id, dst_id) = if response {
+        (conn.server, conn.client, d.dst_identity, d.src_identity)
+    } else {
+        (conn.client, conn.server, d.src_identity, d.dst_identity)
+    };
+    let mut flags = if conn.client.is_ipv6() {
+        abi::EVF_IPV6
+    } else {
+        0
+    };
+    if response {
+        flags |= abi::EVF_REPLY;
+    }
+    let point = d.point;
+    let ev = FlowEvent {
+        r#type: abi::EVENT_L7,
+        version: abi::EVENT_VERSION,
+        obs_point: abi::obs_point::TO_PROXY,
+        flags,
+        direction: match point.map(|p| p.direction) {
+            Some(Direction::Egress) => abi::DIR_EGRESS,
+            _ => abi::DIR_INGRESS,
+        },
+        protocol: 6,
+        verdict: if d.allowed {
+            abi::VERDICT_ALLOWED
+        } else {
+            abi::VERDICT_DENIED
+        },
+        drop_reason: if d.allowed {
+            0
+        } else {
+            abi::drop_reason::POLICY_DENIED
+        },
+        ifindex: point.map_or(0, |p| p.ifindex),
+        ep_id: point.map_or(0, |p| p.ep_id),
+        src_identity: src_id,
+        dst_identity: dst_id,
+        rule_set: d.l4_rule_set,
+        count: 1,
+        saddr: addr_bytes(src.ip()),
+        daddr: addr_bytes(dst.ip()),
+        sport: src.port(),
+        dport: dst.port(),
+        ..FlowEvent::default()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let mut flow: StoredFlow = enrich.enrich(ev, now);
+    if !d.l4_denied {
+        let set = enrich.http_sets.get(&d.l7_set);
+        flow.policies = match (d.allowed, d.rule) {
+            (true, Some(rule)) => set.and_then(|s| s.rules.get(rule).cloned()),
+            (false, _) => set.map(|s| s.policies.clone()),
+            (true, None) => None::<Arc<[PolicyMeta]>>,
+        };
+    }
+    flow.l7 = Some(Arc::new(record));
+    ctx.store.push_batch(&mut vec![flow]);
+}

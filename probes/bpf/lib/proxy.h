@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Hand-over of connections whose rules the agent's L7 proxy enforces (gRPC, docs/l7.md).
+ *
+ * At the client's from_container (TC ingress of its veth, the only TC hook where bpf_sk_assign
+ * works), the SYN of a proxied connection is assigned to the proxy's listener, which the agent
+ * registers in weir_proxy_listener, and every packet the client sends on it is marked
+ * WEIR_MARK_TO_PROXY, which the node's routing delivers locally (to the accepted socket, whose
+ * local address is the original destination). The proxy connects to the server from the
+ * client's address with SO_MARK WEIR_MARK_FROM_PROXY; the server's to_container allows such a
+ * connection at L3/L4 without parsing it, and its from_container marks the server's replies so
+ * they reach the proxy's upstream socket instead of the client. */
+#ifndef WEIR_PROXY_H
+#define WEIR_PROXY_H
+
+#include "common.h"
+#include "maps.h"
+
+static __always_inline void mark_to_proxy(struct __sk_buff *skb)
+{
+	skb->mark = (skb->mark & ~WEIR_MARK_MAGIC_MASK) | WEIR_MARK_TO_PROXY;
+}
+
+static __always_inline int from_proxy(const struct __sk_buff *skb)
+{
+	return (skb->mark & WEIR_MARK_MAGIC_MASK) == WEIR_MARK_FROM_PROXY;
+}
+
+/* An existing socket in the node's namespace with the packet's exact tuple (a retransmitted
+ * SYN whose request socket exists): the stack finds it by itself. TIME_WAIT does not count. */
+static __always_inline int proxy_has_socket(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	int found;
+
+	if (p->family == 4) {
+		t.ipv4.saddr = p->saddr[0];
+		t.ipv4.daddr = p->daddr[0];
+		t.ipv4.sport = bpf_htons(p->sport);
+		t.ipv4.dport = bpf_htons(p->dport);
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, p->daddr, 16);
+		t.ipv6.sport = bpf_htons(p->sport);
+		t.ipv6.dport = bpf_htons(p->dport);
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return 0;
+	found = sk->state != BPF_TCP_TIME_WAIT && sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return found;
+}
+
+/* A packet the client sends on a proxied connection (at its from_container). Returns 0 (pass,
+ * marked for local delivery) or a WEIR_DROP_* reason: no proxy listener (the agent is down:
+ * fail closed), or the hand-over failed. */
+static __always_inline int to_proxy(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u32 key = p->family == 4 ? WEIR_PROXY_LISTENER_V4 : WEIR_PROXY_LISTENER_V6;
+	struct bpf_sock *sk;
+	long err;
+
+	mark_to_proxy(skb);
+	/* Later packets reach the accepted socket through the local route; a packet of a
+	 * connection the proxy does not have gets a RST from the node's stack. */
+	if ((p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		return 0;
+	if (proxy_has_socket(skb, p))
+		return 0;
+	sk = bpf_map_lookup_elem(&weir_proxy_listener, &key);
+	if (!sk)
+		return WEIR_DROP_SOCKET_LOOKUP_FAILED;
+	err = bpf_sk_assign(skb, sk, 0);
+	bpf_sk_release(sk);
+	return err ? WEIR_DROP_SOCKET_ASSIGN_FAILED : 0;
+}
+
+#endif /* WEIR_PROXY_H */
