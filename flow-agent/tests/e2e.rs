@@ -1450,3 +1450,83 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
         [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
     );
 }
+
+const EGRESS_GRPC_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: reco-catalog-reads
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: reco
+  egress:
+    - toEndpoints:
+        - matchLabels:
+            app: catalog
+      toPorts:
+        - ports:
+            - port: "50051"
+              protocol: TCP
+          rules:
+            http:
+              - method: POST
+                path: "/com.example.catalog.ProductService/Get.*"
+"#;
+
+/// gRPC rules in the client's egress policy, with no policy on the server: the client's hook
+/// hands the connection to the proxy, and the server's replies find their way back to it.
+#[test]
+fn egress_grpc_rules_go_through_the_proxy_too() {
+    if !weir_lab::privileged("egress_grpc_rules_go_through_the_proxy_too") {
+        return;
+    }
+    let s = Setup::new("q", &[("reco.yaml", EGRESS_GRPC_POLICY)]);
+    for v6 in [false, true] {
+        let catalog = s.addr("catalog-0", 50051, v6);
+        let got = s
+            .lab
+            .catalog_calls("reco-0", catalog, "get:1,update:1,get:2", HTTP)
+            .unwrap();
+        assert_eq!(
+            outcomes(&got),
+            [
+                ("GetProduct", "OK"),
+                ("UpdateStock", "PERMISSION_DENIED"),
+                ("GetProduct", "OK")
+            ],
+            "{catalog}: {got:?}"
+        );
+    }
+    // inventory has no policy: its calls go straight to the server.
+    let got = s
+        .lab
+        .catalog_calls(
+            "inventory-0",
+            s.addr("catalog-0", 50051, false),
+            "update:1:-1",
+            HTTP,
+        )
+        .unwrap();
+    assert_eq!(outcomes(&got), [("UpdateStock", "OK")]);
+    assert_eq!(
+        calls_from(&s, "reco-0")
+            .iter()
+            .map(|c| c.0.as_str())
+            .collect::<Vec<_>>(),
+        [GET_PRODUCT, GET_PRODUCT, GET_PRODUCT, GET_PRODUCT]
+    );
+
+    let denied = s.wait_flow(
+        "reco's UpdateStock dropped at its egress",
+        FlowFilter {
+            source_pod: vec!["default/reco-0".into()],
+            http_path: vec![UPDATE_STOCK.into()],
+            ..Default::default()
+        },
+        |f| f.verdict() == flow::Verdict::Dropped,
+    );
+    assert_eq!(denied.traffic_direction(), flow::TrafficDirection::Egress);
+    assert_eq!(names(&denied.egress_denied_by), vec!["reco-catalog-reads"]);
+}
