@@ -84,8 +84,8 @@ show weir policy get
 step "Why billing cannot reach users"
 show weir policy trace --src-endpoint billing-0 --dst-endpoint users-0 --dport 80/TCP
 
-step "HTTP rules, enforced in the kernel: the seeds' L7 policies replace users-ingress"
-rm -f "$RUN/policies/users-ingress.yaml"
+step "L7 rules: the seeds' L7 policies replace users-ingress and reco-egress"
+rm -f "$RUN/policies/users-ingress.yaml" "$RUN/policies/reco-egress.yaml"
 cp lab/demo/l7/*.yaml "$RUN/policies/"
 for f in lab/demo/l7/*.yaml; do sed -n 's/^# /   /p' "$f"; done
 wait_policy public-api-only
@@ -99,6 +99,7 @@ http() { # from-endpoint namespace method url [curl args...]
 	if [ "$code" = "000" ]; then code="no answer (dropped)"; fi
 	printf '   %-15s %-6s %-44s %s\n' "$from" "$method" "$url" "$code"
 }
+echo "   HTTP/1.x, decided in the kernel:"
 http frontend-0 default GET http://users/api/v1/users/1
 http frontend-0 default DELETE http://users/api/v1/users/123
 http billing-0 default POST http://users/api/v1/payments -d '{"amount":1}'
@@ -111,8 +112,20 @@ http frontend-0 default GET "http://$SERVICE/private"
 http billing-0 default GET "http://$SERVICE/public"
 sleep 1
 
+step "gRPC calls, decided call by call by the agent's L7 proxy (catalog-grpc-policy)"
+grpc() { # from-endpoint calls: one connection, the calls in order
+	printf '   %s, on one connection: %s\n' "$1" "$2"
+	ip netns exec "$PREFIX-default-$1" python3 "$RUN/bin/catalog_client.py" \
+		--target "$CATALOG:50051" --timeout 2 --calls "$2" | sed 's/^/      /'
+}
+grpc reco-0 get:1,update:1:-1,get:2
+grpc inventory-0 update:1:-2,get:1
+sleep 1
+
 step "HTTP requests and responses, as Hubble shows L7 flows"
 show weir observe -t l7 --last 30
+step "The gRPC calls: service and method in the URL, grpc-status in the response"
+show weir observe -t l7 --http-path '/com\.example\.catalog\..*' --last 12
 step "Only the denied DELETE and the 403 the client received"
 show weir observe -t l7 --http-method DELETE
 step "The HTTP rules of users' ingress"

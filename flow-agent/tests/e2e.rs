@@ -1414,8 +1414,9 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
             move |f| grpc_status_of(f) == Some(grpc_status),
         )
     };
+    // The denial reached the client: a forwarded response, as the datapath's 403.
     let r = response(UPDATE_STOCK, "7");
-    assert_eq!(r.verdict(), flow::Verdict::Dropped);
+    assert_eq!(r.verdict(), flow::Verdict::Forwarded);
     assert_eq!(http_of(&r).code, 200);
     assert!(r.summary.ends_with(" grpc-status 7"), "{}", r.summary);
     assert!(r.is_reply.as_ref().is_some_and(|v| v.value));

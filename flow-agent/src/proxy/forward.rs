@@ -283,8 +283,8 @@ fn addr_bytes(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Stores the L7 flow of a request (client → server) or a response (server → client), at the
-/// deciding endpoint, with the policy behind the verdict.
+/// Stores the L7 flow of a request (client → server; its verdict and the policy behind it) or a
+/// response (server → client; forwarded, no policy), at the deciding endpoint.
 fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) {
     let enrich = ctx.enrichment.load();
     let response = record.kind == L7Kind::Response;
@@ -312,12 +312,14 @@ fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) 
             _ => abi::DIR_INGRESS,
         },
         protocol: 6,
-        verdict: if d.allowed {
+        // A response reaches the client, the proxy's own denial included (as the datapath's
+        // 403 for HTTP/1.x); the request carries the verdict.
+        verdict: if d.allowed || response {
             abi::VERDICT_ALLOWED
         } else {
             abi::VERDICT_DENIED
         },
-        drop_reason: if d.allowed {
+        drop_reason: if d.allowed || response {
             0
         } else {
             abi::drop_reason::POLICY_DENIED
@@ -326,7 +328,7 @@ fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) 
         ep_id: point.map_or(0, |p| p.ep_id),
         src_identity: src_id,
         dst_identity: dst_id,
-        rule_set: d.l4_rule_set,
+        rule_set: if response { 0 } else { d.l4_rule_set },
         count: 1,
         saddr: addr_bytes(src.ip()),
         daddr: addr_bytes(dst.ip()),
@@ -338,7 +340,7 @@ fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) 
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
     let mut flow: StoredFlow = enrich.enrich(ev, now);
-    if !d.l4_denied {
+    if !d.l4_denied && !response {
         let set = enrich.http_sets.get(&d.l7_set);
         flow.policies = match (d.allowed, d.rule) {
             (true, Some(rule)) => set.and_then(|s| s.rules.get(rule).cloned()),
