@@ -45,8 +45,24 @@ fn node_address(cfg: &AgentConfig) -> String {
         .unwrap_or_default()
 }
 
+/// Raises the soft limit on open files to the hard limit (allowed without privileges): each
+/// connection through the L7 proxy holds two descriptors.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open-files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
+    raise_nofile_limit();
     let tcp = cfg.tcp_address().map_err(AgentError::Config)?;
     let opts = DatapathOptions {
         pin_dir: Some(cfg.bpffs_dir()),
@@ -71,6 +87,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let store = Arc::new(FlowStore::new(cfg.max_flows));
     let stats = Arc::new(MonitorStats::default());
     let status = Arc::new(RwLock::new(PolicyStatus::default()));
+    let proxy_policy = Arc::new(crate::proxy::ProxyPolicyHandle::default());
     let stop = Arc::new(AtomicBool::new(false));
 
     let mut applier = Applier::new(
@@ -89,6 +106,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         writer,
         enrichment.clone(),
         status.clone(),
+        proxy_policy.clone(),
     );
     // Apply (and adopt the previous agent's links) before reading events, so flows are
     // enriched with the current endpoints.
@@ -120,7 +138,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let _proxy = match crate::proxy::start(
         proxy_listener,
         Arc::new(crate::proxy::ProxyContext {
-            status: status.clone(),
+            policy: proxy_policy,
             enrichment: enrichment.clone(),
             store: store.clone(),
         }),

@@ -18,6 +18,7 @@ use weir_policy::{ClusterState, PolicySet};
 use crate::datapath::{AttachOutcome, Datapath, LocalEndpoint, MapWriter, collect_garbage};
 use crate::flows::{Enrichment, EnrichmentHandle, FastMap, PeerMeta, PolicyMeta};
 use crate::l7::HttpSetMeta;
+use crate::proxy::{ProxyPolicy, ProxyPolicyHandle};
 
 /// A source file as loaded (shown by `weir policy get`, replayed by `weir policy trace`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,7 @@ pub struct Applier {
     writer: MapWriter,
     enrichment: Arc<EnrichmentHandle>,
     status: Arc<RwLock<PolicyStatus>>,
+    proxy_policy: Arc<ProxyPolicyHandle>,
     fingerprint: Option<u64>,
     last_compiled: Option<CompiledPolicy>,
     persisted: Persisted,
@@ -97,6 +99,7 @@ impl Applier {
         writer: MapWriter,
         enrichment: Arc<EnrichmentHandle>,
         status: Arc<RwLock<PolicyStatus>>,
+        proxy_policy: Arc<ProxyPolicyHandle>,
     ) -> Applier {
         let persisted = load_persisted(&cfg.runtime_dir);
         {
@@ -115,6 +118,7 @@ impl Applier {
             writer,
             enrichment,
             status,
+            proxy_policy,
             fingerprint: None,
             last_compiled: None,
             previous_rule_sets: persisted.rule_sets.clone(),
@@ -296,10 +300,20 @@ impl Applier {
             save_persisted(&self.runtime_dir, &self.persisted);
             self.publish_enrichment(&state, &compiled, &endpoints, revision);
 
-            let stats = self
-                .writer
-                .apply(&compiled, &local)
-                .map_err(|e| e.to_string())?;
+            // The L7 proxy decides with the policy the datapath is about to enforce, from
+            // before the flip: it is never behind the kernel (a new endpoint's rules unknown to
+            // it while the kernel already hands its connections over).
+            let previous = self.proxy_policy.publish(Some(Arc::new(ProxyPolicy {
+                compiled: compiled.clone(),
+                endpoints: endpoints.clone(),
+            })));
+            let stats = match self.writer.apply(&compiled, &local) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    self.proxy_policy.publish(previous);
+                    return Err(e.to_string());
+                }
+            };
             tracing::info!(
                 revision,
                 policy_gen = stats.policy_gen,

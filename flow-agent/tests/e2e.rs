@@ -1433,15 +1433,34 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
         },
     );
 
-    // Fail closed: with the agent killed, its listener is gone and no call reaches the server;
-    // a restarted agent serves again.
-    s.agent.kill(Signal::SIGKILL).unwrap();
-    s.agent
-        .wait_exit(Duration::from_secs(10))
-        .expect("agent did not die");
+    // Fail closed: with the agent killed, its listener is gone: a connection open at that
+    // moment ends, a new one is dropped, and no call reaches the server. A restarted agent
+    // serves again.
+    let cue = s.lab.run_dir().join("agent-killed");
+    let calls = format!("get:3,wait:{},get:3", cue.display());
+    let (lab, agent) = (&s.lab, &mut s.agent);
+    let got = std::thread::scope(|scope| {
+        let client = scope.spawn(|| lab.catalog_calls("reco-0", catalog, &calls, HTTP));
+        let start = Instant::now();
+        while lab.grpc_calls("catalog-0", 50051).unwrap().len() < 5 {
+            assert!(
+                start.elapsed() < WAIT,
+                "the open connection's first call never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        agent.kill(Signal::SIGKILL).unwrap();
+        agent
+            .wait_exit(Duration::from_secs(10))
+            .expect("agent did not die");
+        std::fs::write(&cue, b"").unwrap();
+        client.join().unwrap().unwrap()
+    });
+    assert_eq!(got[0].status, "OK", "{got:?}");
+    assert_ne!(got[1].status, "OK", "{got:?}");
     let got = call("reco-0", catalog, "get:3");
     assert_ne!(got[0].status, "OK", "{got:?}");
-    assert_eq!(calls_from(&s, "reco-0").len(), 3, "no call may pass");
+    assert_eq!(calls_from(&s, "reco-0").len(), 4, "no call may pass");
     s.agent.restart().expect("restart the agent");
     s.agent.wait_ready().unwrap();
     s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
@@ -1530,4 +1549,75 @@ fn egress_grpc_rules_go_through_the_proxy_too() {
     );
     assert_eq!(denied.traffic_direction(), flow::TrafficDirection::Egress);
     assert_eq!(names(&denied.egress_denied_by), vec!["reco-catalog-reads"]);
+}
+
+const CATALOG_L4_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: catalog-grpc-policy
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: catalog
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: reco
+      toPorts:
+        - ports:
+            - port: "50051"
+              protocol: TCP
+"#;
+
+/// A gRPC connection opened while the port had no L7 rules cannot be handed to the proxy
+/// mid-stream once gRPC rules apply: it is reset, and the client's next connection goes
+/// through the proxy.
+#[test]
+fn a_connection_older_than_its_grpc_rules_is_reset() {
+    if !weir_lab::privileged("a_connection_older_than_its_grpc_rules_is_reset") {
+        return;
+    }
+    let s = Setup::new("r", &[("catalog.yaml", CATALOG_L4_POLICY)]);
+    let catalog = s.addr("catalog-0", 50051, false);
+    let cue = s.lab.run_dir().join("grpc-rules-applied");
+    let calls = format!("get:1,wait:{},get:2,update:1", cue.display());
+    std::thread::scope(|scope| {
+        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
+        // The first call made it over a direct connection.
+        let start = Instant::now();
+        while calls_from(&s, "reco-0").is_empty() {
+            assert!(
+                start.elapsed() < WAIT,
+                "the first call never reached the server"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let before = s.policy().revision;
+        write_policy(&s.lab.policy_dir(), "catalog.yaml", CATALOG_GRPC_POLICY);
+        s.wait_policy(|p| p.revision > before);
+        std::fs::write(&cue, b"").unwrap();
+        let got = client.join().unwrap().unwrap();
+        // The old connection is reset (grpcio reports UNAVAILABLE, or makes the call again on
+        // a new connection when it knows the call was not sent); the next call goes through
+        // the proxy on a new connection and is decided by the rules.
+        assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
+        assert!(
+            ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
+            "{got:?}"
+        );
+        assert_eq!(
+            outcomes(&got)[2],
+            ("UpdateStock", "PERMISSION_DENIED"),
+            "{got:?}"
+        );
+    });
+    // Nothing more reached the server on the old connection.
+    let seen = calls_from(&s, "reco-0");
+    assert!(
+        seen[1..].iter().all(|c| c.1 != seen[0].1),
+        "a call passed on the old connection: {seen:?}"
+    );
+    assert!(seen.iter().all(|c| c.0 == GET_PRODUCT), "{seen:?}");
 }

@@ -6,7 +6,7 @@
     catalog_client.py --target 10.200.1.14:50051 --calls get:1,update:1:5,get:9
 
 `--calls` makes several calls, in order, on one channel and so on one HTTP/2 connection
-(`update:ID` adds 1). Prints one line per call: the RPC, the grpc.StatusCode name and, as JSON,
+(`update:ID` adds 1); `wait:PATH` in the list pauses until PATH exists (a test's cue). Prints one line per call: the RPC, the grpc.StatusCode name and, as JSON,
 the reply (every field, by its JSON name) or, for another status, the status details:
 
     GetProduct OK {"id": 1, "name": "espresso machine", "priceCents": 24900, "stock": 12}
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from catalog_proto import as_dict, load_modules  # exits with a hint when grpcio is missing
 
@@ -30,10 +31,14 @@ import grpc
 
 
 def parse_calls(parser, text):
-    """`get:1,update:1:5,update:2` -> [("get", 1, None), ("update", 1, 5), ("update", 2, 1)]."""
+    """`get:1,update:1:5,update:2` -> [("get", 1, None), ("update", 1, 5), ("update", 2, 1)];
+    `wait:PATH` -> ("wait", PATH, None)."""
     calls = []
     for item in text.split(","):
         parts = item.strip().split(":")
+        if parts[0] == "wait" and len(parts) == 2 and parts[1]:
+            calls.append(("wait", parts[1], None))
+            continue
         try:
             if parts[0] == "get" and len(parts) == 2:
                 calls.append(("get", int(parts[1]), None))
@@ -44,8 +49,18 @@ def parse_calls(parser, text):
                 continue
         except ValueError:
             pass
-        parser.error("--calls: `%s` is not get:ID, update:ID or update:ID:DELTA" % item)
+        parser.error("--calls: `%s` is not get:ID, update:ID, update:ID:DELTA or wait:PATH" % item)
     return calls
+
+
+def wait_for(path):
+    """Blocks until `path` exists (60 s at most: then exits 3)."""
+    for _ in range(1200):
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    print("wait:%s: the file did not appear within 60 s" % path, file=sys.stderr, flush=True)
+    sys.exit(3)
 
 
 def main():
@@ -81,8 +96,8 @@ def main():
         calls = [("update", args.id, args.delta)]
     else:
         parser.error("nothing to call: give get, update or --calls")
-    for _, id, _ in calls:
-        if not 0 <= id < 2**32:
+    for kind, id, _ in calls:
+        if kind != "wait" and not 0 <= id < 2**32:
             parser.error("product id %d is out of range 0..2^32-1" % id)
 
     pb2, pb2_grpc = load_modules(args.proto)
@@ -94,6 +109,9 @@ def main():
     with grpc.insecure_channel(args.target, options=options) as channel:
         stub = pb2_grpc.ProductServiceStub(channel)
         for kind, id, delta in calls:
+            if kind == "wait":
+                wait_for(id)
+                continue
             if kind == "get":
                 rpc, method, request = "GetProduct", stub.GetProduct, pb2.GetProductRequest(id=id)
             else:

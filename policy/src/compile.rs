@@ -38,7 +38,7 @@ use crate::compiled::{
     PolicyEntry, PolicyRef, RuleSetId, reserved,
 };
 use crate::eval::Options;
-use crate::http::{HttpRuleEntry, HttpRuleSet, HttpTables, TableError, build_tables};
+use crate::http::{HttpRuleEntry, HttpRuleSet, HttpTables, TableError, build_tables, is_grpc_path};
 use crate::identity::IdentityTable;
 use crate::ipcache::{IpCache, policy_prefixes};
 use crate::labels::{LabelSet, endpoint_labels};
@@ -283,6 +283,23 @@ pub fn compile(
                         });
                     }
                 }
+            }
+        }
+    }
+    // gRPC rules that share a port's rule set with other HTTP rules stay in the kernel, where
+    // HTTP/2 is refused: say so, at each gRPC rule.
+    for set in http_rule_sets.values().filter(|s| !s.is_grpc()) {
+        for r in &set.rules {
+            if r.rule.path.as_deref().is_some_and(is_grpc_path) {
+                notices.push(Notice {
+                    policy: r.policy.clone(),
+                    location: r.location.clone(),
+                    message: "a gRPC path, but other HTTP rules apply with it on the same port: \
+                              the port is enforced in the kernel as HTTP/1.x, where gRPC \
+                              (HTTP/2) connections are refused; give gRPC its own port or only \
+                              gRPC rules"
+                        .to_string(),
+                });
             }
         }
     }

@@ -284,3 +284,36 @@ fn compiled_http_rule_sets_serialise_and_tables_rebuild() {
     back.rebuild_http_tables().unwrap();
     assert_eq!(back, c);
 }
+
+#[test]
+fn grpc_rules_mixed_with_other_http_rules_get_a_notice() {
+    let grpc = "{method: POST, path: /com.example.catalog.ProductService/GetProduct}";
+    let alone = cnp(
+        "catalog",
+        "api",
+        &format!("{FROM_WEB}      toPorts:\n{}", http(grpc)),
+    );
+    let c = compiled(&alone, &options(false));
+    assert!(c.http_rule_sets.values().all(|s| s.is_grpc()));
+    assert!(c.notices.is_empty(), "{:?}", c.notices);
+
+    let mixed = format!(
+        "{alone}{}",
+        cnp(
+            "health",
+            "api",
+            &format!("{FROM_WEB}      toPorts:\n{}", http("{path: /healthz}"))
+        )
+    );
+    let c = compiled(&mixed, &options(false));
+    assert!(c.http_rule_sets.values().all(|s| !s.is_grpc()));
+    assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+    let n = &c.notices[0];
+    assert_eq!(n.policy.name, "catalog");
+    assert_eq!(n.location, "spec.ingress[0].toPorts[0].rules.http[0]");
+    assert!(
+        n.message.contains("HTTP/2) connections are refused"),
+        "{}",
+        n.message
+    );
+}

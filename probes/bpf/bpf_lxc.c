@@ -96,6 +96,7 @@ static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, 
 			return TC_ACT_OK;
 		}
 		/* Policy changed since the decision (or the port is reused): decide again. */
+		p->was_proxied = !reopen && (e->flags & WEIR_CT_PROXY) != 0;
 		bpf_map_delete_elem(&weir_ct, &key);
 	}
 
@@ -230,10 +231,15 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	 * from the proxy (its mark) is allowed at L3/L4 and not parsed, and one that should have
 	 * come through the proxy but did not (a client without weir's hook) is refused. */
 	if (p.protocol == IPPROTO_TCP) {
+		/* A connection that went through the proxy stays with it (the proxy decides its calls
+		 * with the new policy); its packets have nowhere else to go. */
 		if (dir == WEIR_DIR_EGRESS)
-			proxy = r.proxy || (ipc && ipc->ep_id && ingress_proxied(slot, ipc->ep_id, local_id, p.policy_port));
+			proxy = r.proxy || p.was_proxied ||
+				(ipc && ipc->ep_id && ingress_proxied(slot, ipc->ep_id, local_id, p.policy_port));
 		else if (from_proxy(skb))
 			proxy = 1;
+		else if (r.proxy && (p.tcp_flags & TCP_RST))
+			return TC_ACT_OK; /* a RST opens nothing: let it end a connection older than the rules */
 		else if (r.proxy)
 			return drop(&p, &v, WEIR_DROP_PROXY_UNSUPPORTED, dir, now, &key);
 	}
@@ -278,6 +284,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 
 		v.obs_point = WEIR_OBS_TO_PROXY;
 		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
+		/* Mid-stream, with no proxy socket for it: a connection that began before its port's
+		 * rules were gRPC rules (or whose proxy is gone). It cannot be handed over now. */
+		if ((p.tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN && !p.was_proxied && !proxy_has_socket(skb, &p))
+			return proxy_refuse(skb, &p, &v, &key, now);
 		reason = to_proxy(skb, &p);
 		if (reason)
 			return drop(&p, &v, reason, dir, now, &key);

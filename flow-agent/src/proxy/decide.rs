@@ -5,13 +5,14 @@
 
 use std::net::IpAddr;
 
-use weir_policy::compiled::{Direction, EndpointPolicy, Identity};
+use weir_policy::compiled::{Direction, EndpointPolicy, Identity, reserved};
 use weir_policy::eval::Verdict;
 use weir_policy::http::HttpRequest;
 use weir_policy::ipcache::lookup_entries;
 use weir_policy::lookup::lookup_direction;
 
-use crate::apply::{EndpointRuntime, PolicyStatus};
+use super::ProxyPolicy;
+use crate::apply::EndpointRuntime;
 
 /// One enforcement point's view of a connection: its local endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,29 +40,68 @@ pub struct CallDecision {
     pub dst_identity: Identity,
 }
 
-fn local(status: &PolicyStatus, ip: IpAddr) -> Option<(&EndpointRuntime, &EndpointPolicy)> {
-    let rt = status
-        .endpoints
-        .iter()
-        .find(|e| e.ifindex != 0 && e.ips.contains(&ip))?;
-    let policy = status
+fn local(policy: &ProxyPolicy, ip: IpAddr) -> Option<(&EndpointRuntime, &EndpointPolicy)> {
+    let rt = policy.endpoint(ip)?;
+    let ep = policy
         .compiled
         .endpoints
         .iter()
         .find(|p| p.namespace == rt.namespace && p.name == rt.name)?;
-    Some((rt, policy))
+    Some((rt, ep))
 }
 
-/// Decides `req` sent from `client` to `server:port` over TCP. A denial's Hubble drop reason
-/// is POLICY_DENIED, as for the datapath's HTTP denials.
+/// How a handed-over connection may be forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// From the client's address: the destination is a local endpoint, whose hook polices the
+    /// connection by the client's identity and steers the replies back to the proxy.
+    FromClient,
+    /// From the node's address: the destination is outside the cluster (world or a CIDR
+    /// identity); the client's egress policy is what applies.
+    FromNode,
+    /// Refused (the reason): the client is not a local endpoint (only their hooks hand
+    /// connections over), the connection is no longer allowed at L3/L4 at either end, or the
+    /// destination is in the cluster but not local (its node would see the node's identity
+    /// instead of the client's).
+    Refused(&'static str),
+}
+
+/// Whether a connection handed over from `client` to `server:port` may be served, and how.
+pub fn connection(policy: &ProxyPolicy, client: IpAddr, server: IpAddr, port: u16) -> Upstream {
+    let Some((_, client_ep)) = local(policy, client) else {
+        return Upstream::Refused("the client is not a local endpoint");
+    };
+    let compiled = &policy.compiled;
+    let dst_identity = lookup_entries(&compiled.ipcache, server);
+    if lookup_direction(&client_ep.egress, dst_identity, TCP, port).verdict == Verdict::Denied {
+        return Upstream::Refused("the client's egress policy denies the connection");
+    }
+    if let Some((_, server_ep)) = local(policy, server) {
+        let src_identity = lookup_entries(&compiled.ipcache, client);
+        if lookup_direction(&server_ep.ingress, src_identity, TCP, port).verdict == Verdict::Denied
+        {
+            return Upstream::Refused("the server's ingress policy denies the connection");
+        }
+        return Upstream::FromClient;
+    }
+    if dst_identity == reserved::WORLD || dst_identity >= reserved::LOCAL_SCOPE {
+        Upstream::FromNode
+    } else {
+        Upstream::Refused("the destination is in the cluster but not on this node")
+    }
+}
+
+/// Decides `req` sent from `client` to `server:port` over TCP. A client that is not a local
+/// endpoint is denied: only local endpoints' hooks hand connections over. A denial's Hubble
+/// drop reason is POLICY_DENIED, as for the datapath's HTTP denials.
 pub fn decide(
-    status: &PolicyStatus,
+    policy: &ProxyPolicy,
     client: IpAddr,
     server: IpAddr,
     port: u16,
     req: &HttpRequest,
 ) -> CallDecision {
-    let compiled = &status.compiled;
+    let compiled = &policy.compiled;
     let src_identity = lookup_entries(&compiled.ipcache, client);
     let dst_identity = lookup_entries(&compiled.ipcache, server);
     let mut out = CallDecision {
@@ -74,9 +114,14 @@ pub fn decide(
         src_identity,
         dst_identity,
     };
+    if local(policy, client).is_none() {
+        out.allowed = false;
+        out.l4_denied = true;
+        return out;
+    }
     let points = [
-        local(status, client).map(|(rt, p)| (Direction::Egress, rt, &p.egress, dst_identity)),
-        local(status, server).map(|(rt, p)| (Direction::Ingress, rt, &p.ingress, src_identity)),
+        local(policy, client).map(|(rt, p)| (Direction::Egress, rt, &p.egress, dst_identity)),
+        local(policy, server).map(|(rt, p)| (Direction::Ingress, rt, &p.ingress, src_identity)),
     ];
     let mut restricted = false;
     for (direction, rt, policy, remote) in points.into_iter().flatten() {
@@ -119,13 +164,19 @@ pub fn decide(
 const TCP: u8 = 6;
 
 /// The request as the HTTP rules see it: the method, `:path` as the target, `:authority` as
-/// the Host header, then every header field.
+/// the Host header, then every other header field. A `host` header counts only when there is
+/// no `:authority` (HTTP/2 says the two must agree; the proxy does not let one stand in for
+/// the other).
 pub fn request_of(parts: &http::request::Parts) -> HttpRequest {
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
-    if let Some(authority) = parts.uri.authority() {
+    let authority = parts.uri.authority();
+    if let Some(authority) = authority {
         headers.push((b"host".to_vec(), authority.as_str().as_bytes().to_vec()));
     }
     for (name, value) in &parts.headers {
+        if authority.is_some() && name == http::header::HOST {
+            continue;
+        }
         headers.push((name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()));
     }
     HttpRequest {
@@ -215,7 +266,7 @@ mod tests {
         client: EndpointPolicy,
         server: EndpointPolicy,
         sets: &[(u32, HttpRuleSet)],
-    ) -> PolicyStatus {
+    ) -> ProxyPolicy {
         let mut compiled = CompiledPolicy {
             endpoints: vec![client, server],
             ipcache: vec![
@@ -242,10 +293,9 @@ mod tests {
             ep_id: ifindex,
             ips: vec![ip],
         };
-        PolicyStatus {
+        ProxyPolicy {
             compiled,
             endpoints: vec![rt("client", 11, CLIENT), rt("server", 12, SERVER)],
-            ..Default::default()
         }
     }
 
@@ -299,6 +349,75 @@ mod tests {
         // The last point with HTTP rules is reported.
         assert_eq!(ok.point.unwrap().direction, Direction::Ingress);
         assert_eq!((ok.l7_set, ok.rule), (1, Some(1)));
+    }
+
+    #[test]
+    fn no_policy_or_an_unknown_client_is_refused() {
+        let empty = ProxyPolicy::default();
+        let d = decide(&empty, CLIENT, SERVER, 50051, &call(GET));
+        assert!(!d.allowed && d.l4_denied);
+        assert!(matches!(
+            connection(&empty, CLIENT, SERVER, 50051),
+            Upstream::Refused(_)
+        ));
+        let st = status(
+            endpoint("client", 100, vec![], vec![]),
+            endpoint("server", 200, vec![allow(100, 1)], vec![]),
+            &[(1, set(&[GET]))],
+        );
+        let stranger: IpAddr = "10.0.0.9".parse().unwrap();
+        assert!(!decide(&st, stranger, SERVER, 50051, &call(GET)).allowed);
+        assert_eq!(
+            connection(&st, stranger, SERVER, 50051),
+            Upstream::Refused("the client is not a local endpoint")
+        );
+    }
+
+    #[test]
+    fn connections_are_checked_at_l4_and_leave_from_the_client_or_the_node() {
+        let mut st = status(
+            endpoint("client", 100, vec![], vec![]),
+            endpoint("server", 200, vec![allow(100, 1)], vec![]),
+            &[(1, set(&[GET]))],
+        );
+        assert_eq!(connection(&st, CLIENT, SERVER, 50051), Upstream::FromClient);
+        assert_eq!(
+            connection(&st, CLIENT, SERVER, 50052),
+            Upstream::Refused("the server's ingress policy denies the connection")
+        );
+        // Outside the cluster (world): from the node. A cluster identity on another node:
+        // refused, its hook would see the node instead of the client.
+        let world: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(connection(&st, CLIENT, world, 443), Upstream::FromNode);
+        st.compiled.ipcache.push(IpcacheEntry {
+            prefix: "10.0.1.5/32".parse().unwrap(),
+            identity: 300,
+        });
+        assert_eq!(
+            connection(&st, CLIENT, "10.0.1.5".parse().unwrap(), 50051),
+            Upstream::Refused("the destination is in the cluster but not on this node")
+        );
+        // The client's own egress default deny.
+        st.compiled.endpoints[0].egress.enforced = true;
+        assert_eq!(
+            connection(&st, CLIENT, SERVER, 50051),
+            Upstream::Refused("the client's egress policy denies the connection")
+        );
+    }
+
+    #[test]
+    fn a_host_header_does_not_stand_in_for_the_authority() {
+        let (parts, ()) = http::Request::builder()
+            .method("POST")
+            .uri("http://catalog:50051/x.Y/Z")
+            .header("host", "allowed.example")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(
+            request_of(&parts).headers,
+            vec![(b"host".to_vec(), b"catalog:50051".to_vec())]
+        );
     }
 
     #[test]

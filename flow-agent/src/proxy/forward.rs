@@ -10,48 +10,72 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use weir_policy::compiled::Direction;
 use weir_probes::abi::{self, FlowEvent};
 
 use super::decide::{self, CallDecision};
-use super::{Conn, ProxyContext};
+use super::{CONNECTION_WINDOW, Conn, MAX_HEADER_LIST, MAX_STREAMS, ProxyContext};
 use crate::flows::{PolicyMeta, StoredFlow};
 use crate::l7::{HttpRecord, L7Kind};
 
 const GRPC_PERMISSION_DENIED: &str = "7";
 const DENIED_MESSAGE: &str = "Access denied by policy";
 
-/// Serves one client connection until it ends, each call on the upstream connection.
-pub async fn connection(
+/// Serves one client connection until it ends, each call on the upstream connection. When it
+/// ends, its calls and the upstream connection end with it.
+pub async fn connection<C>(
     ctx: Arc<ProxyContext>,
     conn: Conn,
-    client: TcpStream,
+    client: C,
     upstream: TcpStream,
-) -> io::Result<()> {
-    let (send, upstream_conn) = h2::client::handshake(upstream)
+) -> io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let (send, upstream_conn) = h2::client::Builder::new()
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .handshake(upstream)
         .await
         .map_err(io::Error::other)?;
-    let mut upstream_done = tokio::spawn(upstream_conn);
-    let mut server = h2::server::handshake(client)
+    let mut upstream_done = AbortOnDrop(tokio::spawn(upstream_conn));
+    let mut server = h2::server::Builder::new()
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .handshake(client)
         .await
         .map_err(io::Error::other)?;
+    let mut calls = JoinSet::new();
     let mut closing = false;
     loop {
         tokio::select! {
             next = server.accept() => match next {
                 Some(Ok((req, respond))) => {
-                    tokio::spawn(call(ctx.clone(), conn, req, respond, send.clone()));
+                    calls.spawn(call(ctx.clone(), conn, req, respond, send.clone()));
                 }
                 Some(Err(e)) => return Err(io::Error::other(e)),
                 None => return Ok(()),
             },
+            Some(_) = calls.join_next(), if !calls.is_empty() => {}
             // The server closed its side: let the client finish its calls and go away.
-            _ = &mut upstream_done, if !closing => {
+            _ = &mut upstream_done.0, if !closing => {
                 closing = true;
                 server.graceful_shutdown();
             }
         }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -77,16 +101,15 @@ async fn call(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let request = decide::request_of(&parts);
-    let decision = {
-        let status = ctx.status.read().expect("status lock");
-        decide::decide(
-            &status,
-            conn.client.ip(),
-            conn.server.ip(),
-            conn.server.port(),
-            &request,
-        )
-    };
+    let policy = ctx.policy.load().unwrap_or_default();
+    let decision = decide::decide(
+        &policy,
+        conn.client.ip(),
+        conn.server.ip(),
+        conn.server.port(),
+        &request,
+    );
+    drop(policy);
     let grpc = is_grpc(&parts.headers);
     let method: Arc<str> = Arc::from(parts.method.as_str());
     let url: Arc<str> = Arc::from(
@@ -171,59 +194,69 @@ async fn call(
         }
     };
     let end = body.is_end_stream();
-    let (response, request_body) = match upstream.send_request(Request::from_parts(parts, ()), end)
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot forward a call");
-            respond.send_reset(e.reason().unwrap_or(Reason::REFUSED_STREAM));
-            return;
-        }
-    };
-    if !end {
-        tokio::spawn(async move {
-            let mut request_body = request_body;
-            if let Err(e) = pump(body, &mut request_body).await {
-                request_body.send_reset(e.reason().unwrap_or(Reason::CANCEL));
+    let (response, mut request_body) =
+        match upstream.send_request(Request::from_parts(parts, ()), end) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot forward a call");
+                respond.send_reset(e.reason().unwrap_or(Reason::REFUSED_STREAM));
+                return;
             }
-        });
-    }
-    let response = match response.await {
-        Ok(r) => r,
-        Err(e) => {
-            respond.send_reset(e.reason().unwrap_or(Reason::INTERNAL_ERROR));
-            return;
+        };
+    // The request's data and the response, at the same time, in this task.
+    let request_side = async {
+        if !end && let Err(e) = pump(body, &mut request_body).await {
+            request_body.send_reset(e.reason().unwrap_or(Reason::CANCEL));
         }
     };
-    let latency_ns = started.elapsed().as_nanos() as u64;
-    let (rparts, rbody) = response.into_parts();
-    let code = u32::from(rparts.status.as_u16());
-    let mut status = grpc_status(&rparts.headers)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| (s.to_string(), message(&rparts.headers)));
-    let end = rbody.is_end_stream();
-    match respond.send_response(Response::from_parts(rparts, ()), end) {
-        Ok(mut send) if !end => match pump(rbody, &mut send).await {
-            Ok(Some(trailers)) => {
-                if let Some(s) = grpc_status(&trailers).and_then(|v| v.to_str().ok()) {
-                    status = Some((s.to_string(), message(&trailers)));
+    let response_side = async {
+        let response = tokio::select! {
+            r = response => r,
+            // The client gave up on the call: dropping the upstream stream's handles cancels it
+            // there too.
+            _ = poll_fn(|cx| respond.poll_reset(cx)) => return None,
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                respond.send_reset(e.reason().unwrap_or(Reason::INTERNAL_ERROR));
+                return None;
+            }
+        };
+        let latency_ns = started.elapsed().as_nanos() as u64;
+        let (rparts, rbody) = response.into_parts();
+        let code = u32::from(rparts.status.as_u16());
+        let mut status = grpc_status(&rparts.headers)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| (s.to_string(), message(&rparts.headers)));
+        let end = rbody.is_end_stream();
+        match respond.send_response(Response::from_parts(rparts, ()), end) {
+            Ok(mut send) if !end => match pump(rbody, &mut send).await {
+                Ok(Some(trailers)) => {
+                    if let Some(s) = grpc_status(&trailers).and_then(|v| v.to_str().ok()) {
+                        status = Some((s.to_string(), message(&trailers)));
+                    }
                 }
-            }
-            Ok(None) => {}
-            Err(e) => send.send_reset(e.reason().unwrap_or(Reason::CANCEL)),
-        },
-        Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, "cannot answer a call"),
+                Ok(None) => {}
+                Err(e) => send.send_reset(e.reason().unwrap_or(Reason::CANCEL)),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot answer a call"),
+        }
+        Some((code, latency_ns, status))
+    };
+    let ((), answered) = tokio::join!(request_side, response_side);
+    if let Some((code, latency_ns, status)) = answered {
+        let headers = status
+            .map(|(s, m)| grpc_headers(&s, m.as_deref()))
+            .unwrap_or_default();
+        report(
+            &ctx,
+            conn,
+            &decision,
+            record(L7Kind::Response, code, latency_ns, headers),
+        );
     }
-    let headers = status
-        .map(|(s, m)| grpc_headers(&s, m.as_deref()))
-        .unwrap_or_default();
-    report(
-        &ctx,
-        conn,
-        &decision,
-        record(L7Kind::Response, code, latency_ns, headers),
-    );
 }
 
 fn message(headers: &HeaderMap) -> Option<String> {
@@ -242,12 +275,22 @@ fn grpc_headers(status: &str, message: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Copies a stream's data and trailers, sending only as much as the receiver's window allows
-/// and releasing the sender's window as data goes out. Returns the trailers.
+/// and releasing the sender's window as data goes out. Returns the trailers; an error when
+/// either side resets the stream (the receiver's reason when it was the receiver).
 async fn pump(
     mut from: RecvStream,
     to: &mut SendStream<Bytes>,
 ) -> Result<Option<HeaderMap>, h2::Error> {
-    while let Some(chunk) = from.data().await {
+    loop {
+        let next = tokio::select! {
+            next = from.data() => next,
+            reset = poll_fn(|cx| to.poll_reset(cx)) => {
+                return Err(reset.map_or_else(|e| e, h2::Error::from));
+            }
+        };
+        let Some(chunk) = next else {
+            break;
+        };
         let mut chunk = chunk?;
         let len = chunk.len();
         while !chunk.is_empty() {
@@ -256,15 +299,17 @@ async fn pump(
                 Some(cap) => cap?,
                 None => return Err(h2::Error::from(Reason::CANCEL)),
             };
-            if cap == 0 {
-                continue;
-            }
             let piece = chunk.split_to(cap.min(chunk.len()));
             to.send_data(piece, false)?;
         }
         from.flow_control().release_capacity(len)?;
     }
-    let trailers = from.trailers().await?;
+    let trailers = tokio::select! {
+        t = from.trailers() => t?,
+        reset = poll_fn(|cx| to.poll_reset(cx)) => {
+            return Err(reset.map_or_else(|e| e, h2::Error::from));
+        }
+    };
     match &trailers {
         Some(t) => to.send_trailers(t.clone())?,
         None => to.send_data(Bytes::new(), true)?,

@@ -10,10 +10,14 @@
 //!   connection to the original destination, made from the client's address (and port when
 //!   free) with `IP_TRANSPARENT` and `SO_MARK` WEIR_MARK_FROM_PROXY, so the server's hook sees
 //!   the client's identity and marks the server's replies back to the proxy.
-//! - Every call (stream) is decided on its own ([`decide`]): a denied gRPC call ends with
-//!   `grpc-status: 7` (PERMISSION_DENIED) in a Trailers-Only response, a denied non-gRPC request
-//!   with a 403; the connection and its other calls go on. Each call gives a request and a
-//!   response L7 flow.
+//! - Every call (stream) is decided on its own ([`decide`]) with the policy the apply loop
+//!   publishes ([`ProxyPolicyHandle`]) before the datapath enforces it: a denied gRPC call ends
+//!   with `grpc-status: 7` (PERMISSION_DENIED) in a Trailers-Only response, a denied non-gRPC
+//!   request with a 403; the connection and its other calls go on. Each call gives a request
+//!   and a response L7 flow. Before any policy is published, every connection is refused.
+//! - Limits: [`MAX_CONNECTIONS`] client connections at once, [`MAX_STREAMS`] calls in flight per
+//!   connection, [`MAX_HEADER_LIST`] bytes of headers per call, [`CONNECT_TIMEOUT`] to reach
+//!   the server.
 
 pub mod decide;
 mod forward;
@@ -21,22 +25,71 @@ pub mod route;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aya::maps::{MapData, SockMap};
 use nix::sys::socket::{setsockopt, sockopt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use weir_policy::compiled::CompiledPolicy;
 use weir_probes::abi;
 
-use crate::apply::PolicyStatus;
+use crate::apply::EndpointRuntime;
 use crate::flows::EnrichmentHandle;
 use crate::store::FlowStore;
 
+/// Client connections served at once; more wait in the listeners' backlog.
+pub const MAX_CONNECTIONS: usize = 16_384;
+/// Calls in flight per client connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+pub const MAX_STREAMS: u32 = 256;
+/// Bytes of header fields per call (SETTINGS_MAX_HEADER_LIST_SIZE; gRPC's default limit for
+/// metadata is 8 KiB).
+pub const MAX_HEADER_LIST: u32 = 64 * 1024;
+/// Flow-control window per connection: well above the 64 KiB per stream, so a call whose data
+/// is not being read cannot stall the connection's other calls.
+pub const CONNECTION_WINDOW: u32 = 4 << 20;
+/// How long the upstream connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The policy the proxy decides with: the compiled policy and local endpoints the datapath
+/// enforces (or is about to enforce).
+#[derive(Debug, Default)]
+pub struct ProxyPolicy {
+    pub compiled: CompiledPolicy,
+    pub endpoints: Vec<EndpointRuntime>,
+}
+
+impl ProxyPolicy {
+    /// The local endpoint with address `ip` (attached to an interface).
+    pub fn endpoint(&self, ip: IpAddr) -> Option<&EndpointRuntime> {
+        self.endpoints
+            .iter()
+            .find(|e| e.ifindex != 0 && e.ips.contains(&ip))
+    }
+}
+
+/// Where the apply loop publishes the policy for the proxy; `None` until the first policy is
+/// applied.
+#[derive(Debug, Default)]
+pub struct ProxyPolicyHandle(RwLock<Option<Arc<ProxyPolicy>>>);
+
+impl ProxyPolicyHandle {
+    pub fn load(&self) -> Option<Arc<ProxyPolicy>> {
+        self.0.read().expect("proxy policy lock").clone()
+    }
+    /// Replaces the policy; returns the one before.
+    pub fn publish(&self, policy: Option<Arc<ProxyPolicy>>) -> Option<Arc<ProxyPolicy>> {
+        std::mem::replace(&mut *self.0.write().expect("proxy policy lock"), policy)
+    }
+}
+
 /// What the proxy reads (the enforced policy, the enrichment) and writes (flows).
 pub struct ProxyContext {
-    pub status: Arc<RwLock<PolicyStatus>>,
+    pub policy: Arc<ProxyPolicyHandle>,
     pub enrichment: Arc<EnrichmentHandle>,
     pub store: Arc<FlowStore>,
 }
@@ -89,27 +142,34 @@ fn listener(v6: bool) -> io::Result<TcpListener> {
 /// runtime stops. Without IPv6 on the node, only the IPv4 listener is registered.
 pub fn start(mut map: SockMap<MapData>, ctx: Arc<ProxyContext>) -> Result<Proxy, ProxyError> {
     route::ensure()?;
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut addresses = Vec::new();
     for (v6, family, index) in [
         (false, "IPv4", abi::PROXY_LISTENER_V4),
         (true, "IPv6", abi::PROXY_LISTENER_V6),
     ] {
-        let l = match listener(v6) {
+        let registered = listener(v6)
+            .map_err(|source| ProxyError::Listen { family, source })
+            .and_then(|l| {
+                map.set(index, &l, 0).map_err(|e| ProxyError::Register {
+                    family,
+                    message: e.to_string(),
+                })?;
+                Ok(l)
+            });
+        let l = match registered {
             Ok(l) => l,
-            Err(source) if v6 => {
-                tracing::warn!(error = %source, "no IPv6 listener for the L7 proxy: IPv6 connections to proxied ports will be refused");
+            Err(e) if v6 => {
+                tracing::warn!(error = %e, "IPv6 connections to ports with gRPC rules will be refused");
                 continue;
             }
-            Err(source) => return Err(ProxyError::Listen { family, source }),
+            Err(e) => return Err(e),
         };
-        map.set(index, &l, 0).map_err(|e| ProxyError::Register {
-            family,
-            message: e.to_string(),
-        })?;
-        if let Ok(a) = l.local_addr() {
-            addresses.push(a);
-        }
-        tokio::spawn(accept_loop(l, ctx.clone()));
+        let own = l
+            .local_addr()
+            .map_err(|source| ProxyError::Listen { family, source })?;
+        addresses.push(own);
+        tokio::spawn(accept_loop(l, own, ctx.clone(), limit.clone()));
     }
     Ok(Proxy {
         addresses,
@@ -117,15 +177,24 @@ pub fn start(mut map: SockMap<MapData>, ctx: Arc<ProxyContext>) -> Result<Proxy,
     })
 }
 
-async fn accept_loop(l: TcpListener, ctx: Arc<ProxyContext>) {
+async fn accept_loop(
+    l: TcpListener,
+    own: SocketAddr,
+    ctx: Arc<ProxyContext>,
+    limit: Arc<Semaphore>,
+) {
     loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
         match l.accept().await {
             Ok((stream, client)) => {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(ctx, stream, client).await {
+                    if let Err(e) = serve(ctx, stream, client, own).await {
                         tracing::debug!(%client, error = %e, "L7 proxy connection ended");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -145,18 +214,43 @@ pub struct Conn {
     pub server: SocketAddr,
 }
 
+fn refuse(reason: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, reason.to_string())
+}
+
 async fn serve(
     ctx: Arc<ProxyContext>,
     mut stream: TcpStream,
     client: SocketAddr,
+    own: SocketAddr,
 ) -> io::Result<()> {
     let server = stream.local_addr()?;
+    // Only the datapath's hand-over gives the listener a connection for another address: one
+    // made to the listener itself (or to any loopback address) is not a proxied connection,
+    // and forwarding it would connect the proxy to itself.
+    if server == own || server.ip().is_loopback() || server.ip().to_canonical().is_loopback() {
+        return Err(refuse("not handed over by the datapath"));
+    }
     let _ = stream.set_nodelay(true);
     let conn = Conn { client, server };
-    if !tokio::time::timeout(HANDSHAKE_TIMEOUT, starts_with_preface(&stream))
+    let Some(policy) = ctx.policy.load() else {
+        return Err(refuse("no policy applied yet"));
+    };
+    // Only local endpoints' hooks hand connections over; their own L3/L4 decision must still
+    // hold (the policy may have changed since), and the upstream must be one the server's hook
+    // can police by the client's identity.
+    let upstream_from_client =
+        match decide::connection(&policy, client.ip(), server.ip(), server.port()) {
+            decide::Upstream::Refused(why) => return Err(refuse(why)),
+            decide::Upstream::FromClient => true,
+            decide::Upstream::FromNode => false,
+        };
+    drop(policy);
+    let mut head = [0u8; PREFACE.len()];
+    let got = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_preface(&mut stream, &mut head))
         .await
-        .unwrap_or(Ok(false))?
-    {
+        .unwrap_or(Ok(0))?;
+    if head[..got] != PREFACE[..] {
         // HTTP/1.x (or anything else) on a port whose rules are gRPC rules.
         let body = "Access denied: this port's policy allows only gRPC (HTTP/2) calls\r\n";
         let answer = format!(
@@ -167,39 +261,84 @@ async fn serve(
         stream.shutdown().await?;
         return Ok(());
     }
-    let local_server = {
-        let status = ctx.status.read().expect("status lock");
-        status
-            .endpoints
-            .iter()
-            .any(|e| e.ifindex != 0 && e.ips.contains(&server.ip()))
+    let upstream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        connect_upstream(client, server, upstream_from_client),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream connect timed out"))??;
+    let client_io = Prefixed {
+        prefix: head,
+        at: 0,
+        io: stream,
     };
-    let upstream = connect_upstream(client, server, local_server).await?;
-    forward::connection(ctx, conn, stream, upstream).await
+    forward::connection(ctx, conn, client_io, upstream).await
 }
 
-/// Waits until the first bytes show whether the client speaks HTTP/2 with prior knowledge.
-async fn starts_with_preface(stream: &TcpStream) -> io::Result<bool> {
-    let mut buf = [0u8; PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 || buf[..n] != PREFACE[..n] {
-            return Ok(false);
+/// Reads until the buffer holds the preface or the bytes read differ from it; returns how many
+/// bytes were read (fewer than the preface's length: the peer closed or sent something else).
+async fn read_preface(stream: &mut TcpStream, head: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < head.len() {
+        let n = stream.read(&mut head[got..]).await?;
+        if n == 0 {
+            break;
         }
-        if n == PREFACE.len() {
-            return Ok(true);
+        got += n;
+        if head[..got] != PREFACE[..got] {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(got)
+}
+
+/// A stream whose first bytes (the preface, already read) are read again.
+struct Prefixed<S> {
+    prefix: [u8; PREFACE.len()],
+    at: usize,
+    io: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = (self.prefix.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
-/// Connects to the original destination. To a local endpoint the connection comes from the
-/// client's address (its port when free), so the endpoint's hook sees the client; elsewhere
-/// from the node.
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Connects to the original destination: from the client's address (its port when free) when
+/// the destination is a local endpoint, so the endpoint's hook sees the client; else from the
+/// node (world and CIDR destinations only, `decide::connection`).
 async fn connect_upstream(
     client: SocketAddr,
     server: SocketAddr,
-    transparent: bool,
+    from_client: bool,
 ) -> io::Result<TcpStream> {
     let new = || -> io::Result<TcpSocket> {
         let s = if server.is_ipv6() {
@@ -208,13 +347,13 @@ async fn connect_upstream(
             TcpSocket::new_v4()?
         };
         setsockopt(&s, sockopt::Mark, &abi::MARK_FROM_PROXY)?;
-        if transparent {
+        if from_client {
             setsockopt(&s, sockopt::IpTransparent, &true)?;
         }
         s.set_nodelay(true)?;
         Ok(s)
     };
-    if !transparent {
+    if !from_client {
         return new()?.connect(server).await;
     }
     let same_port = async {

@@ -124,9 +124,11 @@ impl HttpRuleSet {
     /// kernel's HTTP/1.x parser (gRPC runs over HTTP/2, whose HPACK state the datapath does not
     /// keep): the set has rules and every rule has a `path` of the form `/package.Service/...`.
     /// The service part is dot-separated identifiers (each an ASCII letter or `_`, then letters,
-    /// digits or `_`; dots may be written `\.`), at least two of them, followed by `/`; what
-    /// follows is free (a method name or a regex). `/com.example.catalog.ProductService/GetProduct`
-    /// and `/grpc.health.v1.Health/.*` are gRPC paths; `/api/v1/users` and `/v1.0/users` are not.
+    /// digits or `_`; dots may be written `\.`), at least two of them, the last (the service
+    /// name) starting with an upper-case letter as protobuf service names do, followed by `/`;
+    /// what follows is free (a method name or a regex).
+    /// `/com.example.catalog.ProductService/GetProduct` and `/grpc.health.v1.Health/.*` are
+    /// gRPC paths; `/api/v1/users`, `/v1.0/users` and `/index.html/x` are not.
     pub fn is_grpc(&self) -> bool {
         !self.rules.is_empty()
             && self
@@ -145,7 +147,7 @@ impl HttpRuleSet {
 }
 
 /// `/a.b.C/...`: see [`HttpRuleSet::is_grpc`].
-fn is_grpc_path(path: &str) -> bool {
+pub fn is_grpc_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
@@ -155,6 +157,9 @@ fn is_grpc_path(path: &str) -> bool {
     let service = service.replace("\\.", ".");
     let parts: Vec<&str> = service.split('.').collect();
     parts.len() >= 2
+        && parts
+            .last()
+            .is_some_and(|p| p.starts_with(|c: char| c.is_ascii_uppercase()))
         && parts.iter().all(|p| {
             let mut bytes = p.bytes();
             bytes

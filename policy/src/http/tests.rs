@@ -1056,6 +1056,7 @@ fn grpc_rule_sets() {
         "/grpc.health.v1.Health/.*",
         r"/com\.example\.catalog\.ProductService/(GetProduct|UpdateStock)",
         "/_pkg.Svc_2/",
+        "/a.B/c",
     ] {
         assert!(set(vec![path(grpc)]).is_grpc(), "{grpc}");
     }
@@ -1068,12 +1069,14 @@ fn grpc_rule_sets() {
         "/com..example/M",
         "/.*/GetProduct",
         "/com.example-x.Svc/M",
+        "/index.html/x",
+        "/docs.v2/intro",
     ] {
         assert!(!set(vec![path(not_grpc)]).is_grpc(), "{not_grpc}");
     }
     // Every rule must be a gRPC path; a rule without a path allows any path.
     let grpc = path("/com.example.catalog.ProductService/GetProduct");
-    assert!(set(vec![grpc.clone(), path("/a.b/c")]).is_grpc());
+    assert!(set(vec![grpc.clone(), path("/a.B/c")]).is_grpc());
     assert!(!set(vec![grpc.clone(), path("/api/v1/users")]).is_grpc());
     assert!(
         !set(vec![

@@ -41,7 +41,9 @@ struct pkt {
 	__u8 fragment;        /* 1: non-first fragment, 2: first fragment of several */
 	__u8 related;         /* ICMP error: `inner` holds the offending packet's tuple */
 	__u8 ipv6_control;    /* ICMPv6 NDP/MLD: always allowed, never reported */
-	__u8 reserved[2];
+	__u8 was_proxied;     /* connection tracking dropped a stale entry that went through the
+			       * L7 proxy (set by handle_tracked) */
+	__u8 reserved[1];
 	__u32 frag_id;
 	__u32 len;
 	/* TCP only: sequence numbers and where the payload lies in the packet. */

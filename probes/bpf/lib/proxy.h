@@ -13,6 +13,9 @@
 #define WEIR_PROXY_H
 
 #include "common.h"
+#include "conntrack.h"
+#include "events.h"
+#include "http_policy.h"
 #include "maps.h"
 
 static __always_inline void mark_to_proxy(struct __sk_buff *skb)
@@ -75,6 +78,37 @@ static __always_inline int to_proxy(struct __sk_buff *skb, const struct pkt *p)
 	err = bpf_sk_assign(skb, sk, 0);
 	bpf_sk_release(sk);
 	return err ? WEIR_DROP_SOCKET_ASSIGN_FAILED : 0;
+}
+
+/* Refuses a connection the proxy cannot take over mid-stream (the first packet its new CT
+ * entry sees is not a SYN and no proxy socket has its tuple): the client gets a RST, the
+ * packet itself becomes a RST to the server (as for an HTTP connection older than its rules),
+ * and the CT entry expires soon so the client's next connection is decided afresh. A RST from
+ * the client passes unchanged. */
+static __always_inline int proxy_refuse(struct __sk_buff *skb, const struct pkt *p, struct verdict_ctx *v,
+					struct weir_ct_key *key, __u64 now)
+{
+	struct http_scratch *sc;
+	struct weir_ct_entry *e;
+	__u32 zero = 0;
+
+	if (p->tcp_flags & TCP_RST)
+		return TC_ACT_OK;
+	e = bpf_map_lookup_elem(&weir_ct, key);
+	if (e) {
+		e->flags |= WEIR_CT_RST;
+		e->expires = now + weir_runtime.ct_lifetime_close_jiffies;
+	}
+	emit_event(p, v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, WEIR_DROP_PROXY_UNSUPPORTED, 1);
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
+	sc->dir = WEIR_DIR_EGRESS;
+	sc->answer = 0;
+	sc->client_seq = p->ack;
+	sc->server_seq = p->seq;
+	return weir_http_answer(skb);
 }
 
 #endif /* WEIR_PROXY_H */
