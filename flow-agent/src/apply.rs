@@ -303,10 +303,10 @@ impl Applier {
             // The L7 proxy decides with the policy the datapath is about to enforce, from
             // before the flip: it is never behind the kernel (a new endpoint's rules unknown to
             // it while the kernel already hands its connections over).
-            let previous = self.proxy_policy.publish(Some(Arc::new(ProxyPolicy {
-                compiled: compiled.clone(),
-                endpoints: endpoints.clone(),
-            })));
+            let previous = self.proxy_policy.publish(Some(Arc::new(ProxyPolicy::new(
+                compiled.clone(),
+                endpoints.clone(),
+            ))));
             let stats = match self.writer.apply(&compiled, &local) {
                 Ok(stats) => stats,
                 Err(e) => {

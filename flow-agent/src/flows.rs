@@ -66,7 +66,12 @@ impl EnrichmentHandle {
         self.0.read().expect("enrichment lock poisoned").clone()
     }
     pub fn store(&self, e: Enrichment) {
-        *self.0.write().expect("enrichment lock poisoned") = Arc::new(e);
+        let old = std::mem::replace(
+            &mut *self.0.write().expect("enrichment lock poisoned"),
+            Arc::new(e),
+        );
+        // Freed after the lock is released: readers (the monitor, the L7 proxy) do not wait.
+        drop(old);
     }
 }
 

@@ -154,7 +154,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	__u32 ifindex = skb->ifindex;
 	__u32 zero0 = 0, gen = 0, local_id, remote_id, count;
 	__u64 now;
-	__u8 slot, remote_local, proxy = 0;
+	__u8 slot, remote_local, proxy = 0, has_socket = 0;
 	int ret;
 
 	PKT_INIT(p);
@@ -233,10 +233,17 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (p.protocol == IPPROTO_TCP) {
 		/* A connection that went through the proxy stays with it (the proxy decides its calls
 		 * with the new policy); its packets have nowhere else to go. */
-		if (dir == WEIR_DIR_EGRESS)
+		if (dir == WEIR_DIR_EGRESS) {
 			proxy = r.proxy || p.was_proxied ||
 				(ipc && ipc->ep_id && ingress_proxied(slot, ipc->ep_id, local_id, p.policy_port));
-		else if (from_proxy(skb))
+			/* Mid-stream with no CT entry (a policy change, an evicted or expired entry): if
+			 * a proxy socket has this tuple (the accepted socket of a client's connection,
+			 * or the upstream socket a server answers), the connection is a proxied one. */
+			if (midstream(&p) && !p.was_proxied) {
+				has_socket = proxy_has_socket(skb, &p);
+				proxy |= has_socket;
+			}
+		} else if (from_proxy(skb))
 			proxy = 1;
 		else if (r.proxy && (p.tcp_flags & TCP_RST))
 			return TC_ACT_OK; /* a RST opens nothing: let it end a connection older than the rules */
@@ -282,12 +289,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (proxy && dir == WEIR_DIR_EGRESS) {
 		int reason;
 
-		v.obs_point = WEIR_OBS_TO_PROXY;
-		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
 		/* Mid-stream, with no proxy socket for it: a connection that began before its port's
 		 * rules were gRPC rules (or whose proxy is gone). It cannot be handed over now. */
-		if ((p.tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN && !p.was_proxied && !proxy_has_socket(skb, &p))
+		if (midstream(&p) && !p.was_proxied && !has_socket)
 			return proxy_refuse(skb, &p, &v, &key, now);
+		v.obs_point = WEIR_OBS_TO_PROXY;
+		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
 		reason = to_proxy(skb, &p);
 		if (reason)
 			return drop(&p, &v, reason, dir, now, &key);

@@ -6,9 +6,8 @@
 use std::net::IpAddr;
 
 use weir_policy::compiled::{Direction, EndpointPolicy, Identity, reserved};
-use weir_policy::eval::Verdict;
+use weir_policy::eval::{DropReason, Verdict};
 use weir_policy::http::HttpRequest;
-use weir_policy::ipcache::lookup_entries;
 use weir_policy::lookup::lookup_direction;
 
 use super::ProxyPolicy;
@@ -32,8 +31,11 @@ pub struct CallDecision {
     /// The deciding point's HTTP rule set (0 = none) and, when allowed by it, the rule's index.
     pub l7_set: u32,
     pub rule: Option<usize>,
-    /// Denied at L3/L4 (the policy changed since the connection was allowed).
+    /// Denied at L3/L4 (the policy changed since the connection was allowed, or the client is
+    /// not a local endpoint).
     pub l4_denied: bool,
+    /// Then by an explicit deny rule (POLICY_DENY) rather than by default (POLICY_DENIED).
+    pub l4_deny_rule: bool,
     /// Then the denial's rule set.
     pub l4_rule_set: u32,
     pub src_identity: Identity,
@@ -71,13 +73,12 @@ pub fn connection(policy: &ProxyPolicy, client: IpAddr, server: IpAddr, port: u1
     let Some((_, client_ep)) = local(policy, client) else {
         return Upstream::Refused("the client is not a local endpoint");
     };
-    let compiled = &policy.compiled;
-    let dst_identity = lookup_entries(&compiled.ipcache, server);
+    let dst_identity = policy.identity(server);
     if lookup_direction(&client_ep.egress, dst_identity, TCP, port).verdict == Verdict::Denied {
         return Upstream::Refused("the client's egress policy denies the connection");
     }
     if let Some((_, server_ep)) = local(policy, server) {
-        let src_identity = lookup_entries(&compiled.ipcache, client);
+        let src_identity = policy.identity(client);
         if lookup_direction(&server_ep.ingress, src_identity, TCP, port).verdict == Verdict::Denied
         {
             return Upstream::Refused("the server's ingress policy denies the connection");
@@ -102,14 +103,15 @@ pub fn decide(
     req: &HttpRequest,
 ) -> CallDecision {
     let compiled = &policy.compiled;
-    let src_identity = lookup_entries(&compiled.ipcache, client);
-    let dst_identity = lookup_entries(&compiled.ipcache, server);
+    let src_identity = policy.identity(client);
+    let dst_identity = policy.identity(server);
     let mut out = CallDecision {
         allowed: true,
         point: None,
         l7_set: 0,
         rule: None,
         l4_denied: false,
+        l4_deny_rule: false,
         l4_rule_set: 0,
         src_identity,
         dst_identity,
@@ -136,6 +138,7 @@ pub fn decide(
                 allowed: false,
                 point: Some(point),
                 l4_denied: true,
+                l4_deny_rule: found.reason == DropReason::PolicyDeny,
                 l4_rule_set: found.rule_set,
                 ..out
             };
@@ -293,10 +296,10 @@ mod tests {
             ep_id: ifindex,
             ips: vec![ip],
         };
-        ProxyPolicy {
+        ProxyPolicy::new(
             compiled,
-            endpoints: vec![rt("client", 11, CLIENT), rt("server", 12, SERVER)],
-        }
+            vec![rt("client", 11, CLIENT), rt("server", 12, SERVER)],
+        )
     }
 
     fn call(path: &str) -> HttpRequest {

@@ -12,12 +12,13 @@ use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use weir_policy::compiled::Direction;
 use weir_probes::abi::{self, FlowEvent};
 
 use super::decide::{self, CallDecision};
-use super::{CONNECTION_WINDOW, Conn, MAX_HEADER_LIST, MAX_STREAMS, ProxyContext};
+use super::{CONNECTION_WINDOW, Conn, IDLE_TIMEOUT, MAX_HEADER_LIST, MAX_STREAMS, ProxyContext};
 use crate::flows::{PolicyMeta, StoredFlow};
 use crate::l7::{HttpRecord, L7Kind};
 
@@ -36,6 +37,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let (send, upstream_conn) = h2::client::Builder::new()
+        .enable_push(false)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST)
         .handshake(upstream)
@@ -49,20 +51,38 @@ where
         .handshake(client)
         .await
         .map_err(io::Error::other)?;
+    // Set by a call that finds the upstream connection going away (the server's GOAWAY).
+    let going_away = Arc::new(Notify::new());
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
     let mut calls = JoinSet::new();
     let mut closing = false;
     loop {
         tokio::select! {
             next = server.accept() => match next {
                 Some(Ok((req, respond))) => {
-                    calls.spawn(call(ctx.clone(), conn, req, respond, send.clone()));
+                    calls.spawn(call(ctx.clone(), conn, req, respond, send.clone(), going_away.clone()));
                 }
                 Some(Err(e)) => return Err(io::Error::other(e)),
                 None => return Ok(()),
             },
-            Some(_) = calls.join_next(), if !calls.is_empty() => {}
-            // The server closed its side: let the client finish its calls and go away.
+            Some(_) = calls.join_next(), if !calls.is_empty() => {
+                if calls.is_empty() {
+                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+                }
+            }
+            // The server is closing its side (or has closed it), or the connection has had no
+            // call for a long time: the client finishes its calls and opens a new connection
+            // for the next ones.
+            _ = going_away.notified(), if !closing => {
+                closing = true;
+                server.graceful_shutdown();
+            }
             _ = &mut upstream_done.0, if !closing => {
+                closing = true;
+                server.graceful_shutdown();
+            }
+            _ = &mut idle, if !closing && calls.is_empty() => {
                 closing = true;
                 server.graceful_shutdown();
             }
@@ -97,6 +117,7 @@ async fn call(
     req: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     upstream: h2::client::SendRequest<Bytes>,
+    going_away: Arc<Notify>,
 ) {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
@@ -132,14 +153,14 @@ async fn call(
         url: url.clone(),
         headers,
     };
-    report(
-        &ctx,
-        conn,
-        &decision,
-        record(L7Kind::Request, 0, 0, Vec::new()),
-    );
 
     if !decision.allowed {
+        report(
+            &ctx,
+            conn,
+            &decision,
+            record(L7Kind::Request, 0, 0, Vec::new()),
+        );
         let (response, trailer) = if grpc {
             let r = Response::builder()
                 .status(StatusCode::OK)
@@ -185,67 +206,89 @@ async fn call(
         return;
     }
 
+    // A call the upstream connection cannot take (it is going away, or gone) is refused, which
+    // gRPC clients retry, and the client's connection is shut down gracefully.
+    let refuse = |respond: &mut SendResponse<Bytes>, e: &h2::Error| {
+        tracing::debug!(error = %e, "upstream connection cannot take a call");
+        going_away.notify_one();
+        respond.send_reset(Reason::REFUSED_STREAM);
+    };
     let mut upstream = match upstream.ready().await {
         Ok(u) => u,
-        Err(e) => {
-            tracing::debug!(error = %e, "upstream connection unavailable");
-            respond.send_reset(Reason::REFUSED_STREAM);
-            return;
-        }
+        Err(e) => return refuse(&mut respond, &e),
     };
     let end = body.is_end_stream();
     let (response, mut request_body) =
         match upstream.send_request(Request::from_parts(parts, ()), end) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot forward a call");
-                respond.send_reset(e.reason().unwrap_or(Reason::REFUSED_STREAM));
-                return;
+            Err(e) => return refuse(&mut respond, &e),
+        };
+    report(
+        &ctx,
+        conn,
+        &decision,
+        record(L7Kind::Request, 0, 0, Vec::new()),
+    );
+    // The request's data and the response, at the same time, in this task. When the response
+    // side ends, what is left of the request's data is not sent.
+    let mut request_done = end;
+    let answered = {
+        let request_side = async {
+            if let Err(e) = pump(body, &mut request_body).await {
+                request_body.send_reset(e.reason().unwrap_or(Reason::CANCEL));
             }
         };
-    // The request's data and the response, at the same time, in this task.
-    let request_side = async {
-        if !end && let Err(e) = pump(body, &mut request_body).await {
-            request_body.send_reset(e.reason().unwrap_or(Reason::CANCEL));
-        }
-    };
-    let response_side = async {
-        let response = tokio::select! {
-            r = response => r,
-            // The client gave up on the call: dropping the upstream stream's handles cancels it
-            // there too.
-            _ = poll_fn(|cx| respond.poll_reset(cx)) => return None,
-        };
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                respond.send_reset(e.reason().unwrap_or(Reason::INTERNAL_ERROR));
-                return None;
-            }
-        };
-        let latency_ns = started.elapsed().as_nanos() as u64;
-        let (rparts, rbody) = response.into_parts();
-        let code = u32::from(rparts.status.as_u16());
-        let mut status = grpc_status(&rparts.headers)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| (s.to_string(), message(&rparts.headers)));
-        let end = rbody.is_end_stream();
-        match respond.send_response(Response::from_parts(rparts, ()), end) {
-            Ok(mut send) if !end => match pump(rbody, &mut send).await {
-                Ok(Some(trailers)) => {
-                    if let Some(s) = grpc_status(&trailers).and_then(|v| v.to_str().ok()) {
-                        status = Some((s.to_string(), message(&trailers)));
-                    }
+        let response_side = async {
+            let response = tokio::select! {
+                r = response => r,
+                // The client gave up on the call.
+                _ = poll_fn(|cx| respond.poll_reset(cx)) => return None,
+            };
+            let response = match response {
+                Ok(r) => r,
+                Err(e) if e.is_go_away() => {
+                    refuse(&mut respond, &e);
+                    return None;
                 }
-                Ok(None) => {}
-                Err(e) => send.send_reset(e.reason().unwrap_or(Reason::CANCEL)),
-            },
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "cannot answer a call"),
+                Err(e) => {
+                    respond.send_reset(e.reason().unwrap_or(Reason::INTERNAL_ERROR));
+                    return None;
+                }
+            };
+            let latency_ns = started.elapsed().as_nanos() as u64;
+            let (rparts, rbody) = response.into_parts();
+            let code = u32::from(rparts.status.as_u16());
+            let mut status = grpc_status(&rparts.headers)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| (s.to_string(), message(&rparts.headers)));
+            let end = rbody.is_end_stream();
+            match respond.send_response(Response::from_parts(rparts, ()), end) {
+                Ok(mut send) if !end => match pump(rbody, &mut send).await {
+                    Ok(Some(trailers)) => {
+                        if let Some(s) = grpc_status(&trailers).and_then(|v| v.to_str().ok()) {
+                            status = Some((s.to_string(), message(&trailers)));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => send.send_reset(e.reason().unwrap_or(Reason::CANCEL)),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot answer a call"),
+            }
+            Some((code, latency_ns, status))
+        };
+        tokio::pin!(request_side, response_side);
+        loop {
+            tokio::select! {
+                () = &mut request_side, if !request_done => request_done = true,
+                answered = &mut response_side => break answered,
+            }
         }
-        Some((code, latency_ns, status))
     };
-    let ((), answered) = tokio::join!(request_side, response_side);
+    if !request_done {
+        // Cancelled by the client, or answered before the request's end: cancel it upstream.
+        request_body.send_reset(Reason::CANCEL);
+    }
     if let Some((code, latency_ns, status)) = answered {
         let headers = status
             .map(|(s, m)| grpc_headers(&s, m.as_deref()))
@@ -366,6 +409,8 @@ fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) 
         },
         drop_reason: if d.allowed || response {
             0
+        } else if d.l4_deny_rule {
+            abi::drop_reason::POLICY_DENY
         } else {
             abi::drop_reason::POLICY_DENIED
         },

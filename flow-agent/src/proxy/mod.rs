@@ -23,10 +23,11 @@ pub mod decide;
 mod forward;
 pub mod route;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,26 +50,62 @@ pub const MAX_STREAMS: u32 = 256;
 /// Bytes of header fields per call (SETTINGS_MAX_HEADER_LIST_SIZE; gRPC's default limit for
 /// metadata is 8 KiB).
 pub const MAX_HEADER_LIST: u32 = 64 * 1024;
-/// Flow-control window per connection: well above the 64 KiB per stream, so a call whose data
-/// is not being read cannot stall the connection's other calls.
+/// Flow-control window per connection, well above the 64 KiB per stream: calls whose data is
+/// not being read hold up the connection's other calls only once together they hold 4 MiB.
 pub const CONNECTION_WINDOW: u32 = 4 << 20;
 /// How long the upstream connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Client connections from one address at once.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 1024;
+/// A client connection with no call in flight for this long is closed (GOAWAY); the client
+/// opens a new one for its next call.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The policy the proxy decides with: the compiled policy and local endpoints the datapath
-/// enforces (or is about to enforce).
+/// enforces (or is about to enforce), indexed by address once, when published.
 #[derive(Debug, Default)]
 pub struct ProxyPolicy {
     pub compiled: CompiledPolicy,
     pub endpoints: Vec<EndpointRuntime>,
+    /// Attached local endpoints by address: index into `endpoints`.
+    by_ip: HashMap<IpAddr, usize>,
+    /// Identities of full-length ipcache prefixes (/32, /128).
+    hosts: HashMap<IpAddr, u32>,
 }
 
 impl ProxyPolicy {
+    pub fn new(compiled: CompiledPolicy, endpoints: Vec<EndpointRuntime>) -> ProxyPolicy {
+        let mut by_ip = HashMap::new();
+        for (i, e) in endpoints.iter().enumerate().filter(|(_, e)| e.ifindex != 0) {
+            for ip in &e.ips {
+                by_ip.entry(*ip).or_insert(i);
+            }
+        }
+        let hosts = compiled
+            .ipcache
+            .iter()
+            .filter(|e| e.prefix.prefix_len() == e.prefix.max_prefix_len())
+            .map(|e| (e.prefix.addr(), e.identity))
+            .collect();
+        ProxyPolicy {
+            compiled,
+            endpoints,
+            by_ip,
+            hosts,
+        }
+    }
+
     /// The local endpoint with address `ip` (attached to an interface).
     pub fn endpoint(&self, ip: IpAddr) -> Option<&EndpointRuntime> {
-        self.endpoints
-            .iter()
-            .find(|e| e.ifindex != 0 && e.ips.contains(&ip))
+        self.by_ip.get(&ip).map(|i| &self.endpoints[*i])
+    }
+
+    /// The identity the datapath gives `ip` (the ipcache's longest prefix).
+    pub fn identity(&self, ip: IpAddr) -> u32 {
+        match self.hosts.get(&ip) {
+            Some(id) => *id,
+            None => weir_policy::ipcache::lookup_entries(&self.compiled.ipcache, ip),
+        }
     }
 }
 
@@ -94,6 +131,37 @@ pub struct ProxyContext {
     pub store: Arc<FlowStore>,
 }
 
+/// Client connections being served, per client address.
+#[derive(Debug, Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let mut m = self.0.lock().expect("per-client lock");
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot(self.clone(), ip))
+    }
+}
+
+/// One connection of a client: given back when dropped.
+struct ClientSlot(Arc<PerClient>, IpAddr);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = (self.0).0.lock().expect("per-client lock");
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error(transparent)]
@@ -113,15 +181,14 @@ pub enum ProxyError {
     },
 }
 
-/// The running proxy: its listeners stay registered while this lives.
+/// The running proxy: its thread holds the listeners (registered until the process exits).
 pub struct Proxy {
     pub addresses: Vec<SocketAddr>,
-    _map: SockMap<MapData>,
 }
 
 /// HTTP/2's connection preface; anything else on a proxied port gets a 403.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// How long a new connection may take to send its preface and settings.
+/// How long a new connection may take to send its preface.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn listener(v6: bool) -> io::Result<TcpListener> {
@@ -144,16 +211,71 @@ fn listener(v6: bool) -> io::Result<TcpListener> {
 /// its own until the process exits: one single-threaded runtime keeps a call's hand-offs
 /// between the client's connection, the call and the upstream connection on one core (measured
 /// in docs/performance.md: less latency and CPU than on the agent's multi-threaded runtime).
-/// Without IPv6 on the node, only the IPv4 listener is registered.
-pub fn start(mut map: SockMap<MapData>, ctx: Arc<ProxyContext>) -> Result<Proxy, ProxyError> {
+/// The runtime is built, and on failure dropped, on that thread. Without IPv6 on the node,
+/// only the IPv4 listener is registered.
+pub fn start(map: SockMap<MapData>, ctx: Arc<ProxyContext>) -> Result<Proxy, ProxyError> {
     route::ensure()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("weir-l7-proxy".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(ProxyError::Runtime(e)));
+                    return;
+                }
+            };
+            let listeners = {
+                let _guard = rt.enter();
+                register(map)
+            };
+            match listeners {
+                Ok((map, listeners)) => {
+                    let addresses = listeners.iter().map(|(_, a)| *a).collect();
+                    let _ = tx.send(Ok(addresses));
+                    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+                    let per_client = Arc::new(PerClient::default());
+                    rt.block_on(async move {
+                        let _map = map;
+                        let loops: Vec<_> = listeners
+                            .into_iter()
+                            .map(|(l, own)| {
+                                tokio::spawn(accept_loop(
+                                    l,
+                                    own,
+                                    ctx.clone(),
+                                    limit.clone(),
+                                    per_client.clone(),
+                                ))
+                            })
+                            .collect();
+                        for l in loops {
+                            let _ = l.await;
+                        }
+                    });
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })
         .map_err(ProxyError::Runtime)?;
-    let guard = rt.enter();
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut addresses = Vec::new();
+    let addresses = rx
+        .recv()
+        .map_err(|_| ProxyError::Runtime(io::Error::other("the L7 proxy's thread ended")))??;
+    Ok(Proxy { addresses })
+}
+
+type Listeners = Vec<(TcpListener, SocketAddr)>;
+
+/// Opens the listeners and registers them in the datapath's SOCKMAP (inside the proxy's
+/// runtime). The IPv4 one is required; the IPv6 one is not.
+fn register(mut map: SockMap<MapData>) -> Result<(SockMap<MapData>, Listeners), ProxyError> {
+    let mut out = Vec::new();
     for (v6, family, index) in [
         (false, "IPv4", abi::PROXY_LISTENER_V4),
         (true, "IPv6", abi::PROXY_LISTENER_V6),
@@ -161,35 +283,24 @@ pub fn start(mut map: SockMap<MapData>, ctx: Arc<ProxyContext>) -> Result<Proxy,
         let registered = listener(v6)
             .map_err(|source| ProxyError::Listen { family, source })
             .and_then(|l| {
+                let own = l
+                    .local_addr()
+                    .map_err(|source| ProxyError::Listen { family, source })?;
                 map.set(index, &l, 0).map_err(|e| ProxyError::Register {
                     family,
                     message: e.to_string(),
                 })?;
-                Ok(l)
+                Ok((l, own))
             });
-        let l = match registered {
-            Ok(l) => l,
+        match registered {
+            Ok(l) => out.push(l),
             Err(e) if v6 => {
                 tracing::warn!(error = %e, "IPv6 connections to ports with gRPC rules will be refused");
-                continue;
             }
             Err(e) => return Err(e),
-        };
-        let own = l
-            .local_addr()
-            .map_err(|source| ProxyError::Listen { family, source })?;
-        addresses.push(own);
-        tokio::spawn(accept_loop(l, own, ctx.clone(), limit.clone()));
+        }
     }
-    drop(guard);
-    std::thread::Builder::new()
-        .name("weir-l7-proxy".into())
-        .spawn(move || rt.block_on(std::future::pending::<()>()))
-        .map_err(ProxyError::Runtime)?;
-    Ok(Proxy {
-        addresses,
-        _map: map,
-    })
+    Ok((map, out))
 }
 
 async fn accept_loop(
@@ -197,6 +308,7 @@ async fn accept_loop(
     own: SocketAddr,
     ctx: Arc<ProxyContext>,
     limit: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
 ) {
     loop {
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -204,12 +316,16 @@ async fn accept_loop(
         };
         match l.accept().await {
             Ok((stream, client)) => {
+                let Some(slot) = per_client.take(client.ip()) else {
+                    tracing::warn!(%client, "L7 proxy: too many connections from this client; refused");
+                    continue;
+                };
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve(ctx, stream, client, own).await {
                         tracing::debug!(%client, error = %e, "L7 proxy connection ended");
                     }
-                    drop(permit);
+                    drop((permit, slot));
                 });
             }
             Err(e) => {

@@ -28,6 +28,12 @@ static __always_inline int from_proxy(const struct __sk_buff *skb)
 	return (skb->mark & WEIR_MARK_MAGIC_MASK) == WEIR_MARK_FROM_PROXY;
 }
 
+/* A TCP packet that is not a connection's first SYN. */
+static __always_inline int midstream(const struct pkt *p)
+{
+	return (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN;
+}
+
 /* An existing socket in the node's namespace with the packet's exact tuple (a retransmitted
  * SYN whose request socket exists): the stack finds it by itself. TIME_WAIT does not count. */
 static __always_inline int proxy_has_socket(struct __sk_buff *skb, const struct pkt *p)
@@ -66,9 +72,10 @@ static __always_inline int to_proxy(struct __sk_buff *skb, const struct pkt *p)
 	long err;
 
 	mark_to_proxy(skb);
-	/* Later packets reach the accepted socket through the local route; a packet of a
-	 * connection the proxy does not have gets a RST from the node's stack. */
-	if ((p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+	/* Later packets reach the proxy's socket through the local route (a packet for which the
+	 * node has no socket is dropped there: the node sends no RST from an address it does not
+	 * own; proxy_refuse answers connections found without one). */
+	if (midstream(p))
 		return 0;
 	if (proxy_has_socket(skb, p))
 		return 0;
