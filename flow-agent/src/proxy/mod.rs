@@ -7,17 +7,20 @@
 //!   destination. When the agent exits, the kernel removes the entries and such connections are
 //!   dropped (SOCKET_LOOKUP_FAILED): nothing bypasses the rules.
 //! - Each accepted connection is served with the `h2` crate and forwarded on one upstream
-//!   connection to the original destination, made from the client's address (and port when
-//!   free) with `IP_TRANSPARENT` and `SO_MARK` WEIR_MARK_FROM_PROXY, so the server's hook sees
-//!   the client's identity and marks the server's replies back to the proxy.
+//!   connection to the original destination. To a local endpoint it is made from the client's
+//!   address (and port when free) with `IP_TRANSPARENT` and `SO_MARK` WEIR_MARK_FROM_PROXY, so
+//!   the server's hook sees the client's identity and marks the server's replies back to the
+//!   proxy; to a world or CIDR destination, from the node; to an endpoint of another node, not
+//!   at all ([`decide::connection`]).
 //! - Every call (stream) is decided on its own ([`decide`]) with the policy the apply loop
 //!   publishes ([`ProxyPolicyHandle`]) before the datapath enforces it: a denied gRPC call ends
 //!   with `grpc-status: 7` (PERMISSION_DENIED) in a Trailers-Only response, a denied non-gRPC
 //!   request with a 403; the connection and its other calls go on. Each call gives a request
 //!   and a response L7 flow. Before any policy is published, every connection is refused.
-//! - Limits: [`MAX_CONNECTIONS`] client connections at once, [`MAX_STREAMS`] calls in flight per
-//!   connection, [`MAX_HEADER_LIST`] bytes of headers per call, [`CONNECT_TIMEOUT`] to reach
-//!   the server.
+//! - Limits: [`MAX_CONNECTIONS`] client connections at once, [`MAX_CONNECTIONS_PER_CLIENT`] per
+//!   client address, [`MAX_STREAMS`] calls in flight per connection, [`MAX_HEADER_LIST`] bytes
+//!   of headers per call, [`CONNECT_TIMEOUT`] to reach the server, [`IDLE_TIMEOUT`] without a
+//!   call before a connection is closed.
 
 pub mod decide;
 mod forward;
