@@ -198,14 +198,21 @@ h2() { # port path args...: h2load from reco-0 on CPU 0
 	ip netns exec "$CLIENT_NS" taskset -c 0 h2load -d "$WORK/call.bin" \
 		-H 'content-type: application/grpc' -H 'te: trailers' "$@" "http://$CATALOG:$port$path"
 }
-# The status a single call gets: "200 grpc-status 0", "200 grpc-status 7", "403", ... curl's
-# exit status does not count: Envoy resets the stream of a call it denied before reading the
-# request's body (curl: "Stream error in the HTTP/2 framing layer"), after the response.
+# The status a single call gets: "200 grpc-status 0", "200 grpc-status 7", "403", ... A server
+# that answers before it has read the request's body (nginx here, Envoy and weir's proxy for a
+# denied call) then resets the stream (RST_STREAM NO_ERROR, RFC 9113 8.1), and curl 7.88
+# sometimes reports that reset ("Stream error in the HTTP/2 framing layer") instead of the
+# response: up to five tries, the first answer counts.
 call_status() { # port path
-	{ ip netns exec "$CLIENT_NS" curl -s --http2-prior-knowledge -o /dev/null -D - --max-time 5 \
-		-H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$WORK/call.bin" \
-		"http://$CATALOG:$1$2" || true; } | tr -d '\r' |
-		awk '/^HTTP\/2/ {s=$2} /^grpc-status:/ {g=" grpc-status " $2} END {print s g}'
+	local out
+	for _ in 1 2 3 4 5; do
+		out=$({ ip netns exec "$CLIENT_NS" curl -s --http2-prior-knowledge -o /dev/null -D - --max-time 5 \
+			-H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$WORK/call.bin" \
+			"http://$CATALOG:$1$2" || true; } | tr -d '\r' |
+			awk '/^HTTP\/2/ {s=$2} /^grpc-status:/ {g=" grpc-status " $2} END {print s g}')
+		if [ -n "$out" ]; then break; fi
+	done
+	echo "$out"
 }
 wait_port() { # port
 	for _ in $(seq 1 100); do
