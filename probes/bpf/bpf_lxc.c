@@ -53,11 +53,12 @@ static __always_inline int proxy_tracked(struct __sk_buff *skb, const struct pkt
 
 	if (dir != WEIR_DIR_EGRESS)
 		return TC_ACT_OK;
-	if (reply) {
+	if (reply || midstream(p)) {
 		mark_to_proxy(skb);
 		return TC_ACT_OK;
 	}
-	reason = to_proxy(skb, p);
+	/* A SYN again (retransmitted, or after a drop for want of a listener). */
+	reason = proxy_pkt(p) ? WEIR_DROP_SOCKET_ASSIGN_FAILED : weir_proxy_assign(skb);
 	if (reason)
 		return drop(p, v, reason, dir, now, keyp);
 	return TC_ACT_OK;
@@ -240,7 +241,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			 * a proxy socket has this tuple (the accepted socket of a client's connection,
 			 * or the upstream socket a server answers), the connection is a proxied one. */
 			if (midstream(&p) && !p.was_proxied) {
-				has_socket = proxy_has_socket(skb, &p);
+				has_socket = !proxy_pkt(&p) && weir_proxy_socket(skb);
 				proxy |= has_socket;
 			}
 		} else if (from_proxy(skb))
@@ -286,23 +287,20 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		bpf_map_update_elem(&weir_ct, &key, fresh, BPF_ANY);
 	}
 
-	if (proxy && dir == WEIR_DIR_EGRESS) {
-		int reason;
-
-		/* Mid-stream, with no proxy socket for it: a connection that began before its port's
-		 * rules were gRPC rules (or whose proxy is gone). It cannot be handed over now. */
-		if (midstream(&p) && !p.was_proxied && !has_socket)
-			return proxy_refuse(skb, &p, &v, &key, now);
-		v.obs_point = WEIR_OBS_TO_PROXY;
+	/* To the proxy: mid-stream, with no proxy socket for it, a connection that began before its
+	 * port's rules were gRPC rules (or whose proxy is gone) cannot be handed over now. */
+	if (proxy && dir == WEIR_DIR_EGRESS && midstream(&p) && !p.was_proxied && !has_socket)
+		return proxy_refuse(skb, &p, &v, &key, now);
+	if (dir == WEIR_DIR_INGRESS || !remote_local || proxy) {
+		v.obs_point = dir == WEIR_DIR_INGRESS ? WEIR_OBS_TO_ENDPOINT : proxy ? WEIR_OBS_TO_PROXY : WEIR_OBS_TO_STACK;
 		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
-		reason = to_proxy(skb, &p);
+	}
+	if (proxy && dir == WEIR_DIR_EGRESS) {
+		int reason = proxy_pkt(&p) ? WEIR_DROP_SOCKET_ASSIGN_FAILED : weir_proxy_assign(skb);
+
 		if (reason)
 			return drop(&p, &v, reason, dir, now, &key);
 		return TC_ACT_OK;
-	}
-	if (dir == WEIR_DIR_INGRESS || !remote_local) {
-		v.obs_point = dir == WEIR_DIR_EGRESS ? WEIR_OBS_TO_STACK : WEIR_OBS_TO_ENDPOINT;
-		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);
 	}
 	if (p.protocol == IPPROTO_TCP && r.l7_rules && !proxy) {
 		/* HTTP rules: the SYN starts the request stream; data on a connection first seen

@@ -18,9 +18,8 @@ struct policy_result {
 	__u8 reserved[2];
 };
 
-/* The deciding entry: the identity's longest match, else the any-identity longest match. */
-static __always_inline struct weir_policy_value *policy_entry(__u8 slot, __u8 dir, __u32 ep_id, __u32 identity,
-							      __u8 protocol, __u16 port)
+static __always_inline void policy_lookup(__u8 slot, __u8 dir, __u32 ep_id, const struct weir_endpoint_slot *eps,
+					  __u32 identity, __u8 protocol, __u16 port, struct policy_result *r)
 {
 	struct weir_policy_key k = {
 		.prefixlen = WEIR_POLICY_FULL_BITS,
@@ -31,23 +30,15 @@ static __always_inline struct weir_policy_value *policy_entry(__u8 slot, __u8 di
 		.protocol = protocol,
 		.dport = { port >> 8, port & 0xff },
 	};
-	struct weir_policy_value *v = bpf_map_lookup_elem(&weir_policy, &k);
-
-	if (!v) {
-		k.identity = 0;
-		v = bpf_map_lookup_elem(&weir_policy, &k);
-	}
-	return v;
-}
-
-static __always_inline void policy_lookup(__u8 slot, __u8 dir, __u32 ep_id, const struct weir_endpoint_slot *eps,
-					  __u32 identity, __u8 protocol, __u16 port, struct policy_result *r)
-{
 	struct weir_policy_value *v;
 	__u32 enforce_flag = dir == WEIR_DIR_INGRESS ? WEIR_EP_ENFORCE_INGRESS : WEIR_EP_ENFORCE_EGRESS;
 
 	r->enforced = (eps->flags & enforce_flag) != 0;
-	v = policy_entry(slot, dir, ep_id, identity, protocol, port);
+	v = bpf_map_lookup_elem(&weir_policy, &k);
+	if (!v) {
+		k.identity = 0;
+		v = bpf_map_lookup_elem(&weir_policy, &k);
+	}
 	if (v) {
 		r->rule_set = v->rule_set;
 		r->l7_rules = v->l7_rules;
@@ -75,8 +66,21 @@ static __always_inline void policy_lookup(__u8 slot, __u8 dir, __u32 ep_id, cons
  * be handed over (bpf_sk_assign works at TC ingress only). */
 static __always_inline int ingress_proxied(__u8 slot, __u32 ep_id, __u32 identity, __u16 port)
 {
-	struct weir_policy_value *v = policy_entry(slot, WEIR_DIR_INGRESS, ep_id, identity, IPPROTO_TCP, port);
+	struct weir_policy_key k = {
+		.prefixlen = WEIR_POLICY_FULL_BITS,
+		.slot = slot,
+		.direction = WEIR_DIR_INGRESS,
+		.ep_id = ep_id,
+		.identity = identity,
+		.protocol = IPPROTO_TCP,
+		.dport = { port >> 8, port & 0xff },
+	};
+	struct weir_policy_value *v = bpf_map_lookup_elem(&weir_policy, &k);
 
+	if (!v) {
+		k.identity = 0;
+		v = bpf_map_lookup_elem(&weir_policy, &k);
+	}
 	return v && (v->flags & (WEIR_POLICY_L7_PROXY | WEIR_POLICY_DENY)) == WEIR_POLICY_L7_PROXY;
 }
 

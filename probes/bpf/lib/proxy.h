@@ -87,6 +87,48 @@ static __always_inline int to_proxy(struct __sk_buff *skb, const struct pkt *p)
 	return err ? WEIR_DROP_SOCKET_ASSIGN_FAILED : 0;
 }
 
+/* The proxy's socket work runs in global functions, verified once each, on the packet the
+ * caller copied into the scratch map (proxy_pkt): inlined at every call site, it multiplied
+ * the states the verifier follows through handle(). */
+static __always_inline int proxy_pkt(const struct pkt *p)
+{
+	__u32 zero = 0;
+	struct http_scratch *sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+
+	if (!sc)
+		return -1;
+	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
+	return 0;
+}
+
+/* proxy_has_socket for the packet in the scratch map. */
+__attribute__((noinline)) int weir_proxy_socket(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct http_scratch *sc;
+
+	if (!skb)
+		return 0;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return 0;
+	return proxy_has_socket(skb, &sc->pkt);
+}
+
+/* to_proxy for the packet in the scratch map. */
+__attribute__((noinline)) int weir_proxy_assign(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct http_scratch *sc;
+
+	if (!skb)
+		return WEIR_DROP_SOCKET_ASSIGN_FAILED;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return WEIR_DROP_SOCKET_ASSIGN_FAILED;
+	return to_proxy(skb, &sc->pkt);
+}
+
 /* Refuses a connection the proxy cannot take over mid-stream (the first packet its new CT
  * entry sees is not a SYN and no proxy socket has its tuple): the client gets a RST, the
  * packet itself becomes a RST to the server (as for an HTTP connection older than its rules),
