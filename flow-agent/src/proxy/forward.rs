@@ -18,7 +18,10 @@ use weir_policy::compiled::Direction;
 use weir_probes::abi::{self, FlowEvent};
 
 use super::decide::{self, CallDecision};
-use super::{CONNECTION_WINDOW, Conn, IDLE_TIMEOUT, MAX_HEADER_LIST, MAX_STREAMS, ProxyContext};
+use super::{
+    CONNECT_TIMEOUT, CONNECTION_WINDOW, Conn, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_HEADER_LIST,
+    MAX_STREAMS, ProxyContext,
+};
 use crate::flows::{PolicyMeta, StoredFlow};
 use crate::l7::{HttpRecord, L7Kind};
 
@@ -36,21 +39,30 @@ pub async fn connection<C>(
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let (send, upstream_conn) = h2::client::Builder::new()
-        .enable_push(false)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(MAX_HEADER_LIST)
-        .handshake(upstream)
-        .await
-        .map_err(io::Error::other)?;
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "HTTP/2 handshake timed out");
+    let (send, upstream_conn) = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        h2::client::Builder::new()
+            .enable_push(false)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .handshake(upstream),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(io::Error::other)?;
     let mut upstream_done = AbortOnDrop(tokio::spawn(upstream_conn));
-    let mut server = h2::server::Builder::new()
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_concurrent_streams(MAX_STREAMS)
-        .max_header_list_size(MAX_HEADER_LIST)
-        .handshake(client)
-        .await
-        .map_err(io::Error::other)?;
+    let mut server = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        h2::server::Builder::new()
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_concurrent_streams(MAX_STREAMS)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .handshake(client),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(io::Error::other)?;
     // Set by a call that finds the upstream connection going away (the server's GOAWAY).
     let going_away = Arc::new(Notify::new());
     let idle = tokio::time::sleep(IDLE_TIMEOUT);

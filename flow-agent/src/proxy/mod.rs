@@ -191,7 +191,7 @@ pub struct Proxy {
 
 /// HTTP/2's connection preface; anything else on a proxied port gets a 403.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// How long a new connection may take to send its preface.
+/// How long a new connection may take to send its preface, and then its HTTP/2 settings.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn listener(v6: bool) -> io::Result<TcpListener> {
