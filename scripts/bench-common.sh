@@ -49,7 +49,35 @@ bench_policy() { # on|off file policy-dir
 	exit 1
 }
 
-# CPU time (user + system) process $1 has used, in milliseconds.
-bench_cpu_ms() { # pid
-	awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"
+# Builds weir (release), brings up the lab `$1` with its agent, and sets RUN, WORK (a scratch
+# directory named after $2), WEIR_SERVER and AGENT_PID. On exit, the servers whose pid is in
+# $WORK/nginx.pid or $ENVOY_PID are stopped and the lab removed.
+bench_lab() { # prefix name
+	cargo build --release --locked -p weir-cli -p weir-flow-agent
+	export PATH="$PWD/target/release:$PATH"
+	PREFIX=$1
+	RUN=/run/weir-lab/$PREFIX
+	WORK=$(mktemp -d "/tmp/weir-bench-$2.XXXXXX")
+	trap bench_cleanup EXIT
+	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+	weir lab up --prefix "$PREFIX" >/dev/null
+	export WEIR_SERVER="unix://$RUN/node1/hubble.sock"
+	AGENT_PID=$(pgrep -f "weir-agent .*--node-name $PREFIX-node1" | head -n 1)
+}
+
+bench_cleanup() {
+	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+	[ -n "${ENVOY_PID:-}" ] && kill "$ENVOY_PID" 2>/dev/null || true
+	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+
+# The first IPv4 address of the lab's endpoint `namespace_name`.
+bench_ip() { # endpoint file name, e.g. default_users-0
+	sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/$1.yaml" | head -n 1
+}
+
+# CPU time (user + system) the lab's agent has used, in milliseconds.
+agent_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$AGENT_PID/stat"
 }

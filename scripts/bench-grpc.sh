@@ -31,23 +31,8 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 bench_install "${missing[@]}"
 bench_envoy "$ENVOY_VERSION"
 
-cargo build --release --locked -p weir-cli -p weir-flow-agent
-export PATH="$PWD/target/release:$PATH"
-
-PREFIX=wbgrpc
-RUN=/run/weir-lab/$PREFIX
-WORK=$(mktemp -d /tmp/weir-bench-grpc.XXXXXX)
-cleanup() {
-	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-	[ -n "${ENVOY_PID:-}" ] && kill "$ENVOY_PID" 2>/dev/null || true
-	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
-weir lab up --prefix "$PREFIX" >/dev/null
-export WEIR_SERVER="unix://$RUN/node1/hubble.sock"
-CATALOG=$(sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/default_catalog-0.yaml" | head -n 1)
+bench_lab wbgrpc grpc
+CATALOG=$(bench_ip default_catalog-0)
 SERVER_NS=$PREFIX-default-catalog-0
 CLIENT_NS=$PREFIX-default-reco-0
 
@@ -130,29 +115,9 @@ ip netns exec "$SERVER_NS" taskset -c 1 "$ENVOY" -c "$WORK/envoy.yaml" --concurr
 	--base-id "$$" >"$WORK/envoy.log" 2>&1 &
 ENVOY_PID=$!
 
-cat >"$WORK/catalog-grpc.yaml" <<EOF
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: catalog-grpc-bench
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      app: catalog
-  ingress:
-    - fromEndpoints:
-        - matchLabels:
-            app: reco
-      toPorts:
-        - ports:
-            - port: "50061"
-              protocol: TCP
-          rules:
-            http:
-              - method: POST
-                path: "$GET"
-EOF
+# The seeds' catalog-grpc-policy (reco may call only GetProduct), on nginx's port.
+sed 's/"50051"/"50061"/' lab/demo/l7/catalog-grpc-policy.yaml >"$WORK/catalog-grpc.yaml"
+grep -q '"50061"' "$WORK/catalog-grpc.yaml"
 
 weir_policy() { bench_policy "$1" "$WORK/catalog-grpc.yaml" "$RUN/policies"; } # on|off
 
@@ -189,8 +154,6 @@ wait_port() { # port
 	exit 1
 }
 
-AGENT_PID=$(pgrep -f "weir-agent .*--node-name $PREFIX-node1" | head -n 1)
-agent_cpu_ms() { bench_cpu_ms "$AGENT_PID"; }
 
 # Prints "p50_us p99_us calls_per_second" of one h2load run; every call must succeed.
 run_h2load() { # port connections streams

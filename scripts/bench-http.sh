@@ -26,23 +26,8 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 bench_install "${missing[@]}"
 bench_envoy "$ENVOY_VERSION"
 
-cargo build --release --locked -p weir-cli -p weir-flow-agent
-export PATH="$PWD/target/release:$PATH"
-
-PREFIX=wbench
-RUN=/run/weir-lab/$PREFIX
-WORK=$(mktemp -d /tmp/weir-bench-http.XXXXXX)
-cleanup() {
-	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-	[ -n "${ENVOY_PID:-}" ] && kill "$ENVOY_PID" 2>/dev/null || true
-	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
-weir lab up --prefix "$PREFIX" >/dev/null
-export WEIR_SERVER="unix://$RUN/node1/hubble.sock"
-USERS=$(sed -n 's/^- \(10\.[0-9.]*\)$/\1/p' "$RUN/state/endpoints/default_users-0.yaml" | head -n 1)
+bench_lab wbench http
+USERS=$(bench_ip default_users-0)
 SERVER_NS=$PREFIX-default-users-0
 CLIENT_NS=$PREFIX-default-frontend-0
 
@@ -153,8 +138,6 @@ wait_port() { # port
 	exit 1
 }
 
-AGENT_PID=$(pgrep -f "weir-agent .*--node-name $PREFIX-node1" | head -n 1)
-agent_cpu_ms() { bench_cpu_ms "$AGENT_PID"; }
 
 # wrk on CPU 0; prints "p50_us p99_us requests_per_second".
 run_wrk() { # port connections

@@ -275,6 +275,16 @@ fn kernel_agrees_with_the_reference_evaluator() {
             ..DatapathOptions::default()
         };
         let mut dp = Datapath::load(&options).expect("load the datapath");
+        // The verifier's work in this configuration (every drop reported), the costliest one
+        // the tests load (docs/performance.md; shown with --nocapture).
+        for hook in Hook::BOTH {
+            let info = dp.program(hook).unwrap().info().unwrap();
+            eprintln!(
+                "{}: {} verified instructions",
+                hook.program(),
+                info.verified_instruction_count().unwrap_or(0)
+            );
+        }
         let writer = dp.take_writer().unwrap();
         let events = dp.take_events().unwrap();
         let ifindex = (0..POOL)
