@@ -33,7 +33,8 @@ show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
 weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
 step "Creating the lab: a node namespace with weir-agent, endpoints, and an outside world"
-weir lab up --prefix "$PREFIX"
+# --http-flow-headers: HTTP flows carry the values of these request headers.
+weir lab up --prefix "$PREFIX" --agent-arg=--http-flow-headers=content-type,x-request-id
 export WEIR_SERVER="unix:///run/weir-lab/$PREFIX/node1/hubble.sock"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -105,7 +106,7 @@ http frontend-0 default DELETE http://users/api/v1/users/123
 http billing-0 default POST http://users/api/v1/payments -d '{"amount":1}'
 http billing-0 default GET http://users/api/v1/users/1
 http web-frontend-0 production GET "http://$API:8080/api/v1/products/7"
-http web-frontend-0 production POST "http://$API:8080/api/v1/orders" -H 'Content-Type: application/json' -d '{"item":1}'
+http web-frontend-0 production POST "http://$API:8080/api/v1/orders" -H 'Content-Type: application/json' -H 'X-Request-Id: demo-1' -d '{"item":1}'
 http web-frontend-0 production POST "http://$API:8080/api/v1/orders" -d 'item=1'
 http frontend-0 default GET "http://$SERVICE/public"
 http frontend-0 default GET "http://$SERVICE/private"
@@ -128,5 +129,8 @@ step "The gRPC calls: service and method in the URL, grpc-status in the response
 show weir observe -t l7 --http-path '/com\.example\.catalog\..*' --last 12
 step "Only the denied DELETE and the 403 the client received"
 show weir observe -t l7 --http-method DELETE
+step "Request headers the agent reports (--http-flow-headers), selected with --http-header"
+show weir observe -t l7 --http-header content-type:application/json -o jsonpb \
+	--field-mask source.pod_name,destination.pod_name,verdict,l7.http
 step "The HTTP rules of users' ingress"
 show weir policy get --endpoint users-0

@@ -102,7 +102,7 @@ fn policy() -> CompiledPolicy {
         )]
         .into(),
         http_rule_sets: [(1, http_rules())].into(),
-        http_tables: [(1, build_tables(&http_rules()).unwrap())].into(),
+        http_tables: [(1, build_tables(&http_rules(), &[]).unwrap())].into(),
         ..Default::default()
     }
 }

@@ -99,6 +99,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             options: weir_policy::Options {
                 local_node: cfg.node_name.clone(),
                 allow_localhost: cfg.allow_localhost,
+                http_flow_headers: cfg.http_flow_headers.clone(),
             },
             gc_interval: cfg.ct_gc_interval,
         },

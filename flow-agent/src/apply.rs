@@ -413,6 +413,7 @@ impl Applier {
                 .into(),
             rule_sets: rule_set_meta(&self.persisted.rule_sets, revision),
             http_sets: http_set_meta(compiled, revision),
+            http_flow_headers: compiled.http_flow_headers.clone().into(),
             ..Default::default()
         };
         for spec in &state.endpoints {

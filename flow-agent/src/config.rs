@@ -85,6 +85,17 @@ pub struct AgentConfig {
     #[arg(long, env = "WEIR_ALLOW_LOCALHOST", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_localhost: bool,
 
+    /// Request headers whose values HTTP flows carry (comma-separated names, at most 15), like
+    /// Hubble's `headers` from Envoy; none by default.
+    #[arg(
+        long,
+        env = "WEIR_HTTP_FLOW_HEADERS",
+        value_name = "NAMES",
+        value_delimiter = ',',
+        value_parser = parse_header_name
+    )]
+    pub http_flow_headers: Vec<String>,
+
     /// Size of the datapath's event ring buffer in bytes (power of two).
     #[arg(long, env = "WEIR_EVENTS_RING_BYTES", default_value_t = 8 << 20)]
     pub events_ring_bytes: u32,
@@ -128,12 +139,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A header name of `--http-flow-headers`, lower-cased.
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(tchar) {
+        return Err(format!("`{s}` is not an HTTP header name"));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error(transparent)]
     Args(#[from] clap::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl AgentConfig {
@@ -148,7 +171,7 @@ impl AgentConfig {
         let file =
             find_config_flag(&args).or_else(|| std::env::var_os("WEIR_CONFIG").map(PathBuf::from));
         let Some(path) = file else {
-            return Ok(AgentConfig::try_parse_from(args)?);
+            return AgentConfig::try_parse_from(args)?.checked();
         };
         let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
             path: path.clone(),
@@ -163,7 +186,21 @@ impl AgentConfig {
         merged.extend(args.first().cloned());
         merged.extend(file_args);
         merged.extend(args.into_iter().skip(1));
-        Ok(AgentConfig::try_parse_from(merged)?)
+        AgentConfig::try_parse_from(merged)?.checked()
+    }
+
+    /// Checks what clap cannot check per value.
+    fn checked(mut self) -> Result<AgentConfig, ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.http_flow_headers.retain(|h| seen.insert(h.clone()));
+        if self.http_flow_headers.len() > weir_policy::http::MAX_FLOW_HEADERS {
+            return Err(ConfigError::Invalid(format!(
+                "--http-flow-headers names {} headers; at most {} are supported",
+                self.http_flow_headers.len(),
+                weir_policy::http::MAX_FLOW_HEADERS
+            )));
+        }
+        Ok(self)
     }
 
     pub fn bpffs_dir(&self) -> PathBuf {
@@ -247,9 +284,17 @@ fn file_to_args(text: &str) -> Result<Vec<OsString>, String> {
             serde_yaml::Value::String(s) => s,
             serde_yaml::Value::Number(n) => n.to_string(),
             serde_yaml::Value::Bool(b) => b.to_string(),
+            serde_yaml::Value::Sequence(items) => items
+                .iter()
+                .map(|v| match v {
+                    serde_yaml::Value::String(s) => Ok(s.clone()),
+                    other => Err(format!("setting `{key}` lists {other:?}, not a string")),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
             other => {
                 return Err(format!(
-                    "setting `{key}` must be a string, number or boolean, not {other:?}"
+                    "setting `{key}` must be a string, number, boolean or list, not {other:?}"
                 ));
             }
         };
@@ -310,6 +355,58 @@ mod tests {
                 "unknown setting `node-nmae` (settings are the agent's long flag names)"
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn flow_headers_are_lower_cased_names_from_flags_or_a_yaml_list() {
+        let base = [
+            "weir-agent",
+            "--node-name",
+            "n",
+            "--state-dir",
+            "/s",
+            "--policy-dir",
+            "/p",
+        ];
+        let cfg = AgentConfig::load(base.iter().copied().chain([
+            "--http-flow-headers",
+            "Content-Type,x-request-id,content-type",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.http_flow_headers, ["content-type", "x-request-id"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.yaml");
+        std::fs::write(&path, "http-flow-headers: [User-Agent, Accept]\n").unwrap();
+        let cfg = AgentConfig::load(
+            base.iter()
+                .copied()
+                .chain(["--config", path.to_str().unwrap()]),
+        )
+        .unwrap();
+        assert_eq!(cfg.http_flow_headers, ["user-agent", "accept"]);
+
+        let err = AgentConfig::load(base.iter().copied().chain(["--http-flow-headers", "a b"]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid value 'a b' for '--http-flow-headers <NAMES>': `a b` is not an HTTP header name"),
+            "{err}"
+        );
+        let many = (0..16)
+            .map(|i| format!("h{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let err = AgentConfig::load(
+            base.iter()
+                .copied()
+                .chain(["--http-flow-headers", many.as_str()]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--http-flow-headers names 16 headers; at most 15 are supported"
         );
     }
 

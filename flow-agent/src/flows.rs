@@ -52,6 +52,9 @@ pub struct Enrichment {
     pub rule_sets: FastMap<u32, Arc<[PolicyMeta]>>,
     /// HTTP rule sets of the enforced generation, by the id L7 events carry.
     pub http_sets: FastMap<u32, Arc<HttpSetMeta>>,
+    /// The request headers whose values HTTP flows carry (lower-case; the datapath reports
+    /// them by index in this list).
+    pub http_flow_headers: Arc<[String]>,
 }
 
 /// The current enrichment, shared by the monitor (reader) and the apply loop (writer).

@@ -31,7 +31,9 @@ pub struct HttpRecord {
     /// after it). Shared with the request's record.
     pub method: Arc<str>,
     pub url: Arc<str>,
-    /// Headers reported with the record: a gRPC response's `grpc-status` and `grpc-message`.
+    /// Headers reported with the record: a request's headers named by `--http-flow-headers`
+    /// (the values the datapath or the proxy captured), a gRPC response's `grpc-status` and
+    /// `grpc-message`.
     pub headers: Vec<(String, String)>,
 }
 
@@ -135,6 +137,14 @@ impl HttpJoin {
                 self.order.retain(|k| pending.contains_key(k));
             }
         }
+        let headers = ev
+            .captured_headers()
+            .into_iter()
+            .filter_map(|(i, value)| {
+                let name = enrich.http_flow_headers.get(i)?;
+                Some((name.clone(), String::from_utf8_lossy(value).into_owned()))
+            })
+            .collect();
         let record = HttpRecord {
             kind: L7Kind::Request,
             protocol,
@@ -142,7 +152,7 @@ impl HttpJoin {
             latency_ns: 0,
             method,
             url,
-            headers: Vec::new(),
+            headers,
         };
         out.push(l7_flow(enrich, f, time_unix_ns, record, policies));
     }
@@ -247,9 +257,11 @@ mod tests {
             line_len: line.len() as u16,
             host_len: host.len() as u16,
             method_len: line.find(' ').unwrap() as u8,
-            reserved_0: [0; 3],
+            hdrs_len: 0,
+            reserved_0: [0; 2],
             line: [0; abi::HTTP_LINE_CAP],
             host: [0; abi::HTTP_HOST_CAP],
+            hdrs: [0; abi::HTTP_HDRS_CAP],
         };
         ev.flow.saddr[..4].copy_from_slice(&[10, 200, 1, 12]);
         ev.flow.daddr[..4].copy_from_slice(&[10, 200, 1, 11]);
@@ -285,6 +297,34 @@ mod tests {
         ev.line_len = 0;
         ev.host_len = 0;
         ev
+    }
+
+    #[test]
+    fn a_request_carries_the_captured_values_of_the_flow_headers() {
+        let mut e = enrichment();
+        e.http_flow_headers = vec!["content-type".to_string(), "x-request-id".to_string()].into();
+        let mut req = request("POST /orders", "api", abi::VERDICT_ALLOWED, 0, 0);
+        // x-request-id (trailing OWS trimmed), content-type, then a value cut off by the end of
+        // the buffer (no end mark), which is left out.
+        let mut hdrs = vec![abi::HTTP_HDR_MARK + 1];
+        hdrs.extend_from_slice(b"r-42 \t");
+        hdrs.push(abi::HTTP_HDR_END);
+        hdrs.push(abi::HTTP_HDR_MARK);
+        hdrs.extend_from_slice(b"application/json");
+        hdrs.push(abi::HTTP_HDR_END);
+        hdrs.push(abi::HTTP_HDR_MARK + 1);
+        hdrs.extend_from_slice(b"cut");
+        req.hdrs[..hdrs.len()].copy_from_slice(&hdrs);
+        req.hdrs_len = hdrs.len() as u8;
+        let mut out = Vec::new();
+        HttpJoin::new().flows(&req, &e, 10, &mut out);
+        assert_eq!(
+            out[0].l7.as_deref().unwrap().headers,
+            [
+                ("x-request-id".to_string(), "r-42".to_string()),
+                ("content-type".to_string(), "application/json".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -74,16 +74,19 @@ fn prefix(test: &str) -> String {
 
 impl Setup {
     fn new(test: &str, policies: &[(&str, &str)]) -> Setup {
+        Setup::with_args(test, policies, &[])
+    }
+
+    /// A lab and an agent started with `args` besides the usual ones.
+    fn with_args(test: &str, policies: &[(&str, &str)], args: &[&str]) -> Setup {
         let lab = Lab::up(LabConfig::with_prefix(prefix(test))).expect("lab up");
         for (name, text) in policies {
             std::fs::write(lab.policy_dir().join(name), text).unwrap();
         }
+        let mut argv = vec!["--listen-address", "none", "--poll-interval", "200ms"];
+        argv.extend_from_slice(args);
         let mut agent = lab
-            .spawn_agent(
-                "node1",
-                AGENT,
-                &["--listen-address", "none", "--poll-interval", "200ms"],
-            )
+            .spawn_agent("node1", AGENT, &argv)
             .expect("start weir-agent");
         agent
             .wait_ready()
@@ -738,7 +741,11 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
     if !weir_lab::privileged("http_rules_allow_by_method_path_and_header_and_answer_denials") {
         return;
     }
-    let s = Setup::new("h", L7_POLICIES);
+    let s = Setup::with_args(
+        "h",
+        L7_POLICIES,
+        &["--http-flow-headers", "Content-Type,x-request-id"],
+    );
     let users = s.addr("users-0", 80, false);
     let users6 = s.addr("users-0", 80, true);
     let api = s.addr("api-server-0", 8080, false);
@@ -914,6 +921,8 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
     let json = [
         "-H",
         "Content-Type: application/json",
+        "-H",
+        "X-Request-Id:  r-42 ",
         "-d",
         r#"{"item":1}"#,
     ];
@@ -1073,12 +1082,43 @@ fn http_rules_allow_by_method_path_and_header_and_answer_denials_with_403() {
         |f| f.verdict() == flow::Verdict::Forwarded,
     );
     assert_eq!(names(&order.ingress_allowed_by), vec!["api-l7-policy"]);
+    // --http-flow-headers: the values of the named request headers, in the request's order,
+    // trimmed; Hubble's --http-header filter selects on them.
+    let headers = |f: &Flow| -> Vec<(String, String)> {
+        http_of(f)
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect()
+    };
+    assert_eq!(
+        headers(&order),
+        [
+            ("content-type".to_string(), "application/json".to_string()),
+            ("x-request-id".to_string(), "r-42".to_string()),
+        ]
+    );
     let form = s.wait_flow(
         "web-frontend's form order dropped",
-        l7_filter("production/web-frontend-0", "POST"),
+        FlowFilter {
+            http_header: vec![flow::HttpHeader {
+                key: "content-type".into(),
+                value: "application/x-www-form-urlencoded".into(),
+            }],
+            ..l7_filter("production/web-frontend-0", "POST")
+        },
         |f| f.verdict() == flow::Verdict::Dropped,
     );
     assert_eq!(names(&form.ingress_denied_by), vec!["api-l7-policy"]);
+    assert_eq!(
+        headers(&form),
+        [(
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string()
+        )]
+    );
+    // Headers not named are not reported (curl's User-Agent and Accept here).
+    assert!(headers(&allowed).is_empty(), "{allowed:?}");
     assert_eq!(
         s.agent_lost_events(),
         0,
@@ -1299,7 +1339,11 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
     if !weir_lab::privileged("grpc_rules_apply_per_call_through_the_agents_proxy") {
         return;
     }
-    let mut s = Setup::new("p", &[("catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)]);
+    let mut s = Setup::with_args(
+        "p",
+        &[("catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)],
+        &["--http-flow-headers", "content-type,x-not-sent"],
+    );
     let catalog = s.addr("catalog-0", 50051, false);
     let call = |from: &str, addr: SocketAddr, calls: &str| {
         s.lab
@@ -1392,6 +1436,14 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
     assert_eq!(
         denied.summary,
         format!("HTTP/2 POST http://{catalog}{UPDATE_STOCK}")
+    );
+    // --http-flow-headers, from the call's HEADERS frame.
+    assert_eq!(
+        http.headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_str()))
+            .collect::<Vec<_>>(),
+        [("content-type", "application/grpc")]
     );
     let allowed = s.wait_flow(
         "reco's GetProduct forwarded",

@@ -4,7 +4,8 @@
 //! TCP connections (a SYN, then the requests pipelined and cut into segments at random places,
 //! down to single bytes), and every request the kernel reports is compared with what
 //! `RequestStream` and `HttpRuleSet::matching_rule` say: allowed by which rule, or denied and
-//! why, and the request line and Host the flow will show. Any difference fails the test with
+//! why, and the request line, Host and captured header values (`--http-flow-headers`, a few
+//! names drawn per case) the flow will show. Any difference fails the test with
 //! the case's seed, the connection's bytes and its segments.
 //!
 //! `WEIR_HTTP_DIFF_CASES` (default 300, 100 requests each) and `WEIR_HTTP_DIFF_SEED` (first
@@ -69,6 +70,8 @@ struct Report {
     method_len: u8,
     /// The Host value as captured (at most 64 bytes), for a request that parsed.
     host: Vec<u8>,
+    /// Captured values of the flow headers (index in the case's list, trimmed value).
+    headers: Vec<(usize, Vec<u8>)>,
 }
 
 /// splitmix64: the segmentation of each connection follows from the case's seed.
@@ -111,8 +114,70 @@ fn segments(rng: &mut Rng, len: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// The reference: what the datapath must report for a connection carrying `bytes`.
-fn expected(set: &HttpRuleSet, bytes: &[u8]) -> Vec<Report> {
+/// A request's header lines: (name, raw value).
+type RawHeaders = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Each header line of an encoded request head as (name, value from its first non-OWS byte to
+/// the line's end): what the datapath captures of a value.
+fn raw_headers(head: &[u8]) -> RawHeaders {
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |p| p + 2);
+    head[..end]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            let value = &line[colon + 1..];
+            let lead = value
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+            Some((line[..colon].to_vec(), value[lead..].to_vec()))
+        })
+        .collect()
+}
+
+/// The values of `flow` headers a request reports, given its raw header lines: a mark byte,
+/// the value and an end byte each, in a buffer of `abi::HTTP_HDRS_CAP` bytes; a value whose end
+/// does not fit is left out, and trailing OWS is trimmed.
+fn captured(raw: &RawHeaders, flow: &[String]) -> Vec<(usize, Vec<u8>)> {
+    let cap = abi::HTTP_HDRS_CAP;
+    let mut len = 0;
+    let mut out = Vec::new();
+    for (name, value) in raw {
+        let Some(index) = flow
+            .iter()
+            .position(|f| f.as_bytes().eq_ignore_ascii_case(name))
+        else {
+            continue;
+        };
+        if len >= cap {
+            continue;
+        }
+        len += 1;
+        let fit = value.len().min(cap - len);
+        len += fit;
+        if fit < value.len() || len >= cap {
+            continue;
+        }
+        len += 1;
+        let keep = value.len()
+            - value
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+        out.push((index, value[..keep].to_vec()));
+    }
+    out
+}
+
+/// The reference: what the datapath must report for a connection carrying `bytes`, the
+/// requests in `raw` (each one's raw header lines) with `flow` headers captured.
+fn expected(set: &HttpRuleSet, bytes: &[u8], raw: &[RawHeaders], flow: &[String]) -> Vec<Report> {
     let mut stream = RequestStream::new();
     let mut out = Vec::new();
     let mut parsed: Vec<HttpRequest> = Vec::new();
@@ -123,7 +188,7 @@ fn expected(set: &HttpRuleSet, bytes: &[u8]) -> Vec<Report> {
         }
         Err(e) => Some(e),
     };
-    for req in &parsed {
+    for (i, req) in parsed.iter().enumerate() {
         let mut line = req.method.clone();
         line.push(b' ');
         line.extend_from_slice(&req.target);
@@ -141,6 +206,7 @@ fn expected(set: &HttpRuleSet, bytes: &[u8]) -> Vec<Report> {
             line,
             method_len: req.method.len() as u8,
             host,
+            headers: raw.get(i).map(|r| captured(r, flow)).unwrap_or_default(),
         });
         if rule.is_none() {
             return out;
@@ -156,6 +222,7 @@ fn expected(set: &HttpRuleSet, bytes: &[u8]) -> Vec<Report> {
             line: Vec::new(),
             method_len: 0,
             host: Vec::new(),
+            headers: Vec::new(),
         });
     }
     out
@@ -176,6 +243,14 @@ fn report(ev: &L7Event) -> Report {
         method_len: if parsed { ev.method_len } else { 0 },
         host: if parsed {
             ev.host().to_vec()
+        } else {
+            Vec::new()
+        },
+        headers: if parsed {
+            ev.captured_headers()
+                .into_iter()
+                .map(|(i, v)| (i, v.to_vec()))
+                .collect()
         } else {
             Vec::new()
         },
@@ -275,15 +350,35 @@ fn check_case(
     base: &CompiledPolicy,
     local: &[LocalEndpoint<'_>],
     seed: u64,
-) -> Result<usize, String> {
+) -> Result<(usize, usize), String> {
     let (set, requests) = random_http_case(seed);
     if set.is_grpc() {
         // Only gRPC paths: the agent's L7 proxy enforces these, not the kernel's parser
         // (e2e's grpc_rules_apply_per_call_through_the_agents_proxy).
-        return Ok(0);
+        return Ok((0, 0));
+    }
+    // A few of the requests' header names (Host among them at times) as flow headers.
+    let mut pick = Rng(seed ^ 0x5eed_f10e);
+    let mut names: Vec<String> = requests
+        .iter()
+        .flat_map(|r| &r.headers)
+        .map(|(n, _)| String::from_utf8_lossy(n).to_ascii_lowercase())
+        .chain(["host".to_string()])
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut flow = Vec::new();
+    for _ in 0..pick.below(5) {
+        let name = names[pick.below(names.len() as u64) as usize].clone();
+        if !flow.contains(&name) {
+            flow.push(name);
+        }
     }
     let mut compiled = base.clone();
-    let tables = build_tables(&set).map_err(|e| format!("seed {seed}: tables: {e}"))?;
+    let tables = build_tables(&set, &flow).map_err(|e| format!("seed {seed}: tables: {e}"))?;
+    if !tables.flow_headers {
+        flow.clear();
+    }
     compiled.http_rule_sets.insert(1, set.clone());
     compiled.http_tables.insert(1, tables);
     h.writer
@@ -291,29 +386,33 @@ fn check_case(
         .map_err(|e| format!("seed {seed}: apply: {e}"))?;
     let mut rng = Rng(seed);
     let mut checked = 0;
+    let mut captured = 0;
     let mut rest: &[HttpRequest] = &requests;
     let mut conn = 0;
     while !rest.is_empty() {
         let n = (1 + rng.below(4) as usize).min(rest.len());
         let (these, later) = rest.split_at(n);
         rest = later;
-        let bytes: Vec<u8> = these.iter().flat_map(encode_request).collect();
+        let encoded: Vec<Vec<u8>> = these.iter().map(encode_request).collect();
+        let raw: Vec<_> = encoded.iter().map(|e| raw_headers(e)).collect();
+        let bytes: Vec<u8> = encoded.concat();
         let cuts = segments(&mut rng, bytes.len());
         let isn = rng.next() as u32;
-        let want = expected(&set, &bytes);
+        let want = expected(&set, &bytes, &raw, &flow);
         let got = h.connection(&bytes, &cuts, isn);
         if got != want {
             let rules: Vec<String> = set.rules.iter().map(|r| format!("{:?}", r.rule)).collect();
             return Err(format!(
-                "seed {seed} connection {conn}: kernel reported\n{got:#?}\nthe reference expects\n{want:#?}\nrules:\n{}\nbytes: \"{}\"\nsegments: {cuts:?}",
+                "seed {seed} connection {conn}: kernel reported\n{got:#?}\nthe reference expects\n{want:#?}\nrules:\n{}\nflow headers: {flow:?}\nbytes: \"{}\"\nsegments: {cuts:?}",
                 rules.join("\n"),
                 show(&bytes)
             ));
         }
         checked += want.len();
+        captured += want.iter().filter(|r| !r.headers.is_empty()).count();
         conn += 1;
     }
-    Ok(checked)
+    Ok((checked, captured))
 }
 
 /// Segments full of the smallest fields: every byte changes the parser's field, so these take
@@ -337,30 +436,54 @@ fn check_dense_segments(
             },
         }],
     };
-    let mut compiled = base.clone();
-    compiled.http_rule_sets.insert(1, set.clone());
-    compiled
-        .http_tables
-        .insert(1, build_tables(&set).map_err(|e| e.to_string())?);
-    h.writer
-        .apply(&compiled, local)
-        .map_err(|e| format!("apply: {e}"))?;
+    let apply = |h: &mut Harness, flow: &[String]| {
+        let mut compiled = base.clone();
+        compiled.http_rule_sets.insert(1, set.clone());
+        let tables = build_tables(&set, flow).map_err(|e| e.to_string())?;
+        assert!(tables.flow_headers || flow.is_empty());
+        compiled.http_tables.insert(1, tables);
+        h.writer
+            .apply(&compiled, local)
+            .map_err(|e| format!("apply: {e}"))
+    };
     let mut checked = 0;
-    let heads: [Vec<u8>; 2] = [
-        // One head of 280 header lines of 5 bytes.
-        [
-            b"GET / HTTP/1.1\r\n".to_vec(),
-            b"a:b\r\n".repeat(280),
-            b"\r\n".to_vec(),
-        ]
-        .concat(),
+    let flow = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let one = b"GET / HTTP/1.1\r\nb:c\r\n\r\n";
+    let truncating = format!(
+        "GET / HTTP/1.1\r\nX-A:  {} \r\nX-B: {}\r\nx-a: c\r\n\r\n",
+        "a".repeat(100),
+        "b".repeat(40)
+    )
+    .into_bytes();
+    // The buffer's arithmetic, spelled out: 1 + 101 + 1 bytes for the first value (its
+    // trailing space included), then the second's mark and 24 of its 40 bytes fill the 128;
+    // the third does not start.
+    let raw = [raw_headers(&truncating)];
+    let want = expected(&set, &truncating, &raw, &flow(&["x-b", "x-a"]));
+    assert_eq!(want[0].headers, vec![(1, b"a".repeat(100))]);
+    let cases: [(Vec<u8>, Vec<String>, Vec<RawHeaders>); 3] = [
+        // One head of 280 header lines of 5 bytes, every value captured until the buffer
+        // is full.
+        {
+            let head = [
+                b"GET / HTTP/1.1\r\n".to_vec(),
+                b"a:b\r\n".repeat(280),
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            let raw = vec![raw_headers(&head)];
+            (head, flow(&["a"]), raw)
+        },
         // 70 pipelined one-letter requests.
-        b"GET / HTTP/1.1\r\nb:c\r\n\r\n".repeat(70),
+        (one.repeat(70), flow(&["b"]), vec![raw_headers(one); 70]),
+        // A value that fits, one cut off by the end of the buffer, one after it.
+        (truncating.clone(), flow(&["x-b", "x-a"]), raw.to_vec()),
     ];
-    for bytes in heads {
+    for (bytes, flow, raw) in cases {
+        apply(h, &flow)?;
         let cuts = vec![(0, bytes.len().min(MSS))];
         let bytes = bytes[..cuts[0].1].to_vec();
-        let want = expected(&set, &bytes);
+        let want = expected(&set, &bytes, &raw, &flow);
         let got = h.connection(&bytes, &cuts, 7);
         if got != want || want.iter().any(|r| r.rule.is_none()) {
             return Err(format!(
@@ -370,6 +493,7 @@ fn check_dense_segments(
         }
         checked += want.len();
     }
+    apply(h, &[])?;
     // A SYN inside an established connection (here far ahead of it) must not move where parsing
     // resumes: the request after it is still parsed and denied, not passed as already seen.
     let request: &[u8] = b"DELETE / HTTP/1.1\r\n\r\n";
@@ -377,7 +501,7 @@ fn check_dense_segments(
         1000,
         &[(TCP_SYN, 900_000, &[]), (TCP_PSH_ACK, 1001, request)],
     );
-    let want = expected(&set, request);
+    let want = expected(&set, request, &[], &[]);
     if got != want || want.len() != 1 || want[0].rule.is_some() {
         return Err(format!(
             "a SYN inside the connection: kernel reported\n{got:#?}\nthe reference expects\n{want:#?}"
@@ -447,22 +571,31 @@ fn kernel_http_matching_agrees_with_the_reference() {
             server: "10.0.1.2".parse().unwrap(),
             sport: 1024,
         };
-        let mut reports = 0;
+        let (mut reports, mut captured) = (0, 0);
         for seed in first..first + cases {
-            reports += check_case(&mut h, &base, &local, seed)?;
+            let (r, c) = check_case(&mut h, &base, &local, seed)?;
+            reports += r;
+            captured += c;
         }
         reports += check_dense_segments(&mut h, &base, &local)?;
-        Ok::<_, String>(reports)
+        Ok::<_, String>((reports, captured))
     })
     .join()
     .expect("differential thread panicked");
     drop(ns);
     match result {
-        Ok(reports) => {
-            eprintln!("{cases} cases: kernel and reference agree on {reports} request reports");
+        Ok((reports, captured)) => {
+            eprintln!(
+                "{cases} cases: kernel and reference agree on {reports} request reports \
+                 ({captured} with captured header values)"
+            );
             assert!(
                 reports > cases as usize * 20,
                 "too few requests compared: {reports}"
+            );
+            assert!(
+                captured > cases as usize,
+                "too few requests with captured header values: {captured}"
             );
         }
         Err(mismatch) => panic!("{mismatch}"),

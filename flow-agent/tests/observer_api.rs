@@ -1811,6 +1811,7 @@ fn policy_status() -> PolicyStatus {
         &Options {
             local_node: NODE.into(),
             allow_localhost: true,
+            http_flow_headers: Vec::new(),
         },
     )
     .expect("compile");

@@ -211,7 +211,7 @@ pub fn compile(
     let mut http_ids: BTreeMap<&HttpRuleSet, u32> = BTreeMap::new();
     for (i, set) in distinct.into_iter().enumerate() {
         let id = i as u32 + 1;
-        http_tables.insert(id, build_tables(set)?);
+        http_tables.insert(id, build_tables(set, &options.http_flow_headers)?);
         http_rule_sets.insert(id, set.clone());
         http_ids.insert(set, id);
     }
@@ -303,6 +303,24 @@ pub fn compile(
             }
         }
     }
+    // Flow headers that did not fit a port's name DFA next to its rules' names.
+    for (id, tables) in &http_tables {
+        if options.http_flow_headers.is_empty() || tables.flow_headers {
+            continue;
+        }
+        if let Some(r) = http_rule_sets[id].rules.first() {
+            notices.push(Notice {
+                policy: r.policy.clone(),
+                location: r.location.clone(),
+                message: format!(
+                    "the header names of --http-flow-headers ({}) do not fit this port's \
+                     header-name DFA next to its HTTP rules' names: its request flows carry \
+                     no header values",
+                    options.http_flow_headers.join(", ")
+                ),
+            });
+        }
+    }
     notices.sort();
     notices.dedup();
 
@@ -314,6 +332,7 @@ pub fn compile(
         notices,
         http_rule_sets,
         http_tables,
+        http_flow_headers: options.http_flow_headers.clone(),
     })
 }
 

@@ -178,6 +178,9 @@ pub struct CompiledPolicy {
     /// `rebuild_http_tables` recomputes them).
     #[serde(default, skip)]
     pub http_tables: BTreeMap<u32, HttpTables>,
+    /// The flow headers the tables capture (`Options::http_flow_headers`).
+    #[serde(default)]
+    pub http_flow_headers: Vec<String>,
 }
 
 impl CompiledPolicy {
@@ -186,7 +189,7 @@ impl CompiledPolicy {
         self.http_tables = self
             .http_rule_sets
             .iter()
-            .map(|(id, set)| Ok((*id, build_tables(set)?)))
+            .map(|(id, set)| Ok((*id, build_tables(set, &self.http_flow_headers)?)))
             .collect::<Result<_, TableError>>()?;
         Ok(())
     }

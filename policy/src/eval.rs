@@ -34,6 +34,10 @@ pub struct Options {
     /// Cilium's `allow-localhost`: traffic from the `host` identity to a local endpoint is
     /// allowed unless a deny rule matches it.
     pub allow_localhost: bool,
+    /// Request headers whose values the datapath captures for L7 flows (lower-case names, at
+    /// most `http::MAX_FLOW_HEADERS`; the agent's `--http-flow-headers`).
+    #[serde(default)]
+    pub http_flow_headers: Vec<String>,
 }
 
 impl Default for Options {
@@ -41,6 +45,7 @@ impl Default for Options {
         Self {
             local_node: String::new(),
             allow_localhost: true,
+            http_flow_headers: Vec::new(),
         }
     }
 }

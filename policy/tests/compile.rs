@@ -50,6 +50,7 @@ fn ports_protocols_and_icmp_become_prefix_entries() {
         &Options {
             local_node: "n1".into(),
             allow_localhost: false,
+            http_flow_headers: Vec::new(),
         },
     );
     let web = vec!["default/web".to_string()];
@@ -131,6 +132,7 @@ spec:
         &Options {
             local_node: "n1".into(),
             allow_localhost: false,
+            http_flow_headers: Vec::new(),
         },
     );
     let api_id = c

@@ -12,6 +12,7 @@ fn options(allow_localhost: bool) -> Options {
     Options {
         local_node: "n1".into(),
         allow_localhost,
+        ..Options::default()
     }
 }
 
@@ -283,6 +284,40 @@ fn compiled_http_rule_sets_serialise_and_tables_rebuild() {
     assert!(back.http_tables.is_empty());
     back.rebuild_http_tables().unwrap();
     assert_eq!(back, c);
+}
+
+#[test]
+fn flow_headers_that_do_not_fit_get_a_notice() {
+    let rules = cnp(
+        "api",
+        "api",
+        &format!("{FROM_WEB}      toPorts:\n{}", http("{path: /healthz}")),
+    );
+    let mut opts = options(false);
+    opts.http_flow_headers = vec!["content-type".into()];
+    let c = compiled(&rules, &opts);
+    assert!(c.http_tables.values().all(|t| t.flow_headers));
+    assert!(c.notices.is_empty(), "{:?}", c.notices);
+    assert_eq!(c.http_flow_headers, ["content-type"]);
+
+    opts.http_flow_headers = (0..15u8)
+        .map(|i| {
+            (0..40u8)
+                .map(|j| char::from(b'a' + (i * 7 + j * 3) % 26))
+                .collect()
+        })
+        .collect();
+    let c = compiled(&rules, &opts);
+    assert!(c.http_tables.values().all(|t| !t.flow_headers));
+    assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+    let n = &c.notices[0];
+    assert_eq!(n.policy.name, "api");
+    assert_eq!(n.location, "spec.ingress[0].toPorts[0].rules.http[0]");
+    assert!(
+        n.message.contains("do not fit this port's header-name DFA"),
+        "{}",
+        n.message
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -344,6 +344,14 @@ pub const DFA_NAME: u32 = 2;
 pub const DFA_VALUE: u32 = 3;
 pub const HTTP_LINE_CAP: usize = 256;
 pub const HTTP_HOST_CAP: usize = 64;
+pub const HTTP_HDRS_CAP: usize = 128;
+/// Captured header values: a value starts with `HTTP_HDR_MARK` + its name's index and ends
+/// with `HTTP_HDR_END`.
+pub const HTTP_HDR_MARK: u8 = 0x10;
+pub const HTTP_HDR_END: u8 = 0x1f;
+/// Name DFA: bits 56..59 hold 1 + the index of a captured header name.
+pub const HTTP_CAPTURE_SHIFT: u32 = 56;
+pub const HTTP_CAPTURE_MASK: u64 = 0xf << HTTP_CAPTURE_SHIFT;
 pub const HTTP_PENDING: usize = 8;
 pub const HTTP_BIT_WELLFORMED: u64 = 1 << 63;
 pub const HTTP_BIT_CL_VALUE: u64 = 1 << 62;
@@ -357,6 +365,7 @@ pub const HP_HAS_CL: u8 = 0x02;
 pub const HP_CHUNKED: u8 = 0x04;
 pub const HP_HOST: u8 = 0x08;
 pub const HP_LOST: u8 = 0x10;
+pub const HP_CAPTURE: u8 = 0x20;
 pub const L7_REQUEST: u8 = 1;
 pub const L7_RESPONSE: u8 = 2;
 /// `weir_l7_event.rule` when no rule allowed the request.
@@ -429,9 +438,11 @@ pub struct HttpConn {
     pub host_raw: u8,
     pub method_len: u8,
     pub version: u8,
-    pub reserved_0: [u8; 2],
+    pub hdrs_len: u8,
+    pub reserved_0: u8,
     pub line: [u8; HTTP_LINE_CAP],
     pub host: [u8; HTTP_HOST_CAP],
+    pub hdrs: [u8; HTTP_HDRS_CAP],
 }
 
 /// `struct weir_l7_event`.
@@ -449,9 +460,11 @@ pub struct L7Event {
     pub line_len: u16,
     pub host_len: u16,
     pub method_len: u8,
-    pub reserved_0: [u8; 3],
+    pub hdrs_len: u8,
+    pub reserved_0: [u8; 2],
     pub line: [u8; HTTP_LINE_CAP],
     pub host: [u8; HTTP_HOST_CAP],
+    pub hdrs: [u8; HTTP_HDRS_CAP],
 }
 
 /// A decoded ring-buffer record.
@@ -502,6 +515,34 @@ impl L7Event {
 
     pub fn host(&self) -> &[u8] {
         &self.host[..usize::from(self.host_len).min(HTTP_HOST_CAP)]
+    }
+
+    /// The captured header values, as (name index, value with trailing whitespace removed),
+    /// in request order; a value cut off at `HTTP_HDRS_CAP` is left out.
+    pub fn captured_headers(&self) -> Vec<(usize, &[u8])> {
+        let bytes = &self.hdrs[..usize::from(self.hdrs_len).min(HTTP_HDRS_CAP)];
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some(start) = rest
+            .iter()
+            .position(|b| (HTTP_HDR_MARK..HTTP_HDR_END).contains(b))
+        {
+            let index = usize::from(rest[start] - HTTP_HDR_MARK);
+            rest = &rest[start + 1..];
+            let Some(end) = rest.iter().position(|&b| b == HTTP_HDR_END) else {
+                break;
+            };
+            let value = &rest[..end];
+            let trimmed = value.len()
+                - value
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b' ' || b == b'\t')
+                    .count();
+            out.push((index, &value[..trimmed]));
+            rest = &rest[end + 1..];
+        }
+        out
     }
 
     /// The event's bytes as the kernel writes them (fixtures and tests).
@@ -607,11 +648,11 @@ pub const LAYOUTS: &[Layout] = &[
     }),
     layout!("weir_http_conn", HttpConn, {
         req, resp, pending_ts, requests, responses, pending_head_flags, line_len, host_len,
-        host_raw, method_len, version, reserved_0, line, host,
+        host_raw, method_len, version, hdrs_len, reserved_0, line, host, hdrs,
     }),
     layout!("weir_l7_event", L7Event, {
         flow, l7_type, version, status, l7_set, rule, number, latency_ns, line_len, host_len,
-        method_len, reserved_0, line, host,
+        method_len, hdrs_len, reserved_0, line, host, hdrs,
     }),
     layout!("weir_drop_agg", DropAgg, { last_report, suppressed, reserved_0 }),
     layout!("weir_frag_key", FragKey, { saddr, daddr, id, protocol, family, reserved_0 }),
@@ -637,9 +678,9 @@ const _: () = {
     assert!(size_of::<CtEntry>() == 104);
     assert!(size_of::<HttpDfa>() == 18696);
     assert!(size_of::<HttpSet>() == 648);
-    assert!(size_of::<L7Event>() == 448);
+    assert!(size_of::<L7Event>() == 576);
     assert!(size_of::<HttpParser>() == 64);
-    assert!(size_of::<HttpConn>() == 528);
+    assert!(size_of::<HttpConn>() == 656);
     assert!(size_of::<DropAgg>() == 16);
     assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FragValue>() == 8);

@@ -389,6 +389,7 @@ impl TraceArgs {
         let options = Options {
             local_node: self.node.clone().unwrap_or_default(),
             allow_localhost: self.allow_localhost,
+            http_flow_headers: Vec::new(),
         };
         let report = trace(&inputs, &src, &dst, self.dport, &options)?;
         let text = match self.output {

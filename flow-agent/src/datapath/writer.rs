@@ -302,6 +302,17 @@ impl MapWriter {
 }
 
 /// A DFA of the policy crate in the kernel's layout (the two share their limits).
+// The policy crate's accept-word bits are the datapath's.
+const _: () = {
+    use weir_policy::http as h;
+    assert!(h::BIT_WELLFORMED == abi::HTTP_BIT_WELLFORMED);
+    assert!(h::BIT_CL_VALUE == abi::HTTP_BIT_CL_VALUE);
+    assert!(h::BIT_CHUNKED == abi::HTTP_BIT_CHUNKED);
+    assert!(h::CAPTURE_SHIFT == abi::HTTP_CAPTURE_SHIFT);
+    // Each flow header's mark stays below the end mark.
+    assert!(abi::HTTP_HDR_MARK as usize + h::MAX_FLOW_HEADERS - 1 < abi::HTTP_HDR_END as usize);
+};
+
 fn kernel_dfa(dfa: &weir_policy::http::Dfa) -> Box<HttpDfa> {
     let mut out = Box::new(HttpDfa {
         classes: dfa.classes,

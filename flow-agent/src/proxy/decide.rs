@@ -286,7 +286,9 @@ mod tests {
         };
         for (id, s) in sets {
             compiled.http_rule_sets.insert(*id, s.clone());
-            compiled.http_tables.insert(*id, build_tables(s).unwrap());
+            compiled
+                .http_tables
+                .insert(*id, build_tables(s, &[]).unwrap());
         }
         let rt = |name: &str, ifindex: u32, ip: IpAddr| EndpointRuntime {
             namespace: "default".into(),

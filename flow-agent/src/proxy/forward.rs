@@ -144,6 +144,7 @@ async fn call(
     );
     drop(policy);
     let grpc = is_grpc(&parts.headers);
+    let flow_headers = flow_headers(&parts.headers, &ctx.enrichment.load().http_flow_headers);
     let method: Arc<str> = Arc::from(parts.method.as_str());
     let url: Arc<str> = Arc::from(
         format!(
@@ -171,7 +172,7 @@ async fn call(
             &ctx,
             conn,
             &decision,
-            record(L7Kind::Request, 0, 0, Vec::new()),
+            record(L7Kind::Request, 0, 0, flow_headers),
         );
         let (response, trailer) = if grpc {
             let r = Response::builder()
@@ -239,7 +240,7 @@ async fn call(
         &ctx,
         conn,
         &decision,
-        record(L7Kind::Request, 0, 0, Vec::new()),
+        record(L7Kind::Request, 0, 0, flow_headers),
     );
     // The request's data and the response, at the same time, in this task. When the response
     // side ends, what is left of the request's data is not sent.
@@ -312,6 +313,24 @@ async fn call(
             record(L7Kind::Response, code, latency_ns, headers),
         );
     }
+}
+
+/// The request's headers named by `--http-flow-headers` (`names`, lower-case as h2's); values
+/// that are not text are shown lossily.
+fn flow_headers(headers: &HeaderMap, names: &[String]) -> Vec<(String, String)> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    headers
+        .iter()
+        .filter(|(name, _)| names.iter().any(|n| n == name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 fn message(headers: &HeaderMap) -> Option<String> {

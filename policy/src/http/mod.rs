@@ -54,6 +54,12 @@ pub const BIT_WELLFORMED: u64 = 1 << 63;
 pub const BIT_CL_VALUE: u64 = 1 << 62;
 /// Value DFA: the (trimmed) value is `chunked`, ASCII case-insensitively.
 pub const BIT_CHUNKED: u64 = 1 << 61;
+/// Name DFA: bits `CAPTURE_SHIFT..CAPTURE_SHIFT + 4` hold 1 + the index of the flow header
+/// (`build_tables`'s `flow_headers`) the name equals, 0 for other names.
+pub const CAPTURE_SHIFT: u32 = 56;
+/// Header names whose values request flows can carry (the index must fit four bits, and the
+/// datapath's marks `0x10 + index` must stay below its end mark `0x1f`).
+pub const MAX_FLOW_HEADERS: usize = 15;
 /// Fixed name slots; user-named headers get slots 4.. (a name equal to a fixed one, ASCII
 /// case-insensitively, shares its slot).
 pub const SLOT_CONTENT_LENGTH: usize = 0;

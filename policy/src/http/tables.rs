@@ -17,9 +17,9 @@ use super::dfa::{self, DfaError, Pattern};
 use super::request::{is_target_byte, is_tchar, is_value_byte};
 use super::syntax::check_regex;
 use super::{
-    BIT_CHUNKED, BIT_CL_VALUE, BIT_WELLFORMED, Dfa, FIXED_SLOT_NAMES, HttpRequest, HttpRuleEntry,
-    HttpRuleSet, MAX_DFA_CLASSES, MAX_DFA_STATES, MAX_HEADER_REQS, MAX_NAME_SLOTS, MAX_RULES,
-    SLOT_HOST, trim_ows,
+    BIT_CHUNKED, BIT_CL_VALUE, BIT_WELLFORMED, CAPTURE_SHIFT, Dfa, FIXED_SLOT_NAMES, HttpRequest,
+    HttpRuleEntry, HttpRuleSet, MAX_DFA_CLASSES, MAX_DFA_STATES, MAX_FLOW_HEADERS, MAX_HEADER_REQS,
+    MAX_NAME_SLOTS, MAX_RULES, SLOT_HOST, trim_ows,
 };
 
 /// The tables of one rule set.
@@ -32,8 +32,12 @@ pub struct HttpTables {
     /// followed by bytes in `0x21..=0x7E | 0x80..=0xFF`.
     pub path: Dfa,
     /// Bit `s` (< `MAX_NAME_SLOTS`): the name equals slot `s`'s name (ASCII
-    /// case-insensitively); `BIT_WELLFORMED`: `1*tchar`.
+    /// case-insensitively); `BIT_WELLFORMED`: `1*tchar`; bits `CAPTURE_SHIFT..+4`: 1 + the
+    /// index of the flow header the name equals (0: none).
     pub name: Dfa,
+    /// Whether the name DFA reports the flow headers: false when none were asked for, or when
+    /// they did not fit the DFA limits next to the rules' names.
+    pub flow_headers: bool,
     /// Bit `k` (< requirements): requirement `k`'s pattern matches the trimmed value;
     /// `BIT_CL_VALUE`, `BIT_CHUNKED`; `BIT_WELLFORMED`: no byte in `0x00..=0x08 | 0x0A..=0x1F
     /// | 0x7F`.
@@ -328,8 +332,31 @@ fn field_dfa(set: &HttpRuleSet, field: Field) -> Result<Dfa, TableError> {
     }
 }
 
-/// Builds the tables; errors name the rule that does not fit and the limit.
-pub fn build_tables(set: &HttpRuleSet) -> Result<HttpTables, TableError> {
+/// The name DFA with the flow headers' indices added, if it still fits.
+fn name_dfa_with_flow_headers(set: &HttpRuleSet, flow_headers: &[String]) -> Option<Dfa> {
+    let (mut pats, always) = patterns(set, Field::Name, set.rules.len());
+    for (i, name) in flow_headers.iter().enumerate() {
+        let code = i + 1;
+        for b in 0..4 {
+            if code >> b & 1 == 1 {
+                pats.push(Pattern {
+                    regex: format!("(?i){}", regex::escape(name)),
+                    bit: CAPTURE_SHIFT + b,
+                });
+            }
+        }
+    }
+    dfa::build(&pats, always).ok()
+}
+
+/// Builds the tables; errors name the rule that does not fit and the limit. The values of
+/// `flow_headers` (header names, at most `MAX_FLOW_HEADERS`) are captured for request flows
+/// when they fit (`HttpTables::flow_headers`).
+pub fn build_tables(set: &HttpRuleSet, flow_headers: &[String]) -> Result<HttpTables, TableError> {
+    assert!(
+        flow_headers.len() <= MAX_FLOW_HEADERS,
+        "at most {MAX_FLOW_HEADERS} flow headers"
+    );
     if let Some(entry) = set.rules.get(MAX_RULES) {
         return Err(TableError {
             location: rule_location(entry),
@@ -384,10 +411,19 @@ pub fn build_tables(set: &HttpRuleSet) -> Result<HttpTables, TableError> {
     let mut needs = [0u64; 48];
     needs[..l.needs.len()].copy_from_slice(&l.needs);
     let n = set.rules.len();
+    let mut name = field_dfa(set, Field::Name)?;
+    let mut captures = false;
+    if !flow_headers.is_empty()
+        && let Some(with) = name_dfa_with_flow_headers(set, flow_headers)
+    {
+        name = with;
+        captures = true;
+    }
     Ok(HttpTables {
         method: field_dfa(set, Field::Method)?,
         path: field_dfa(set, Field::Path)?,
-        name: field_dfa(set, Field::Name)?,
+        name,
+        flow_headers: captures,
         value: field_dfa(set, Field::Value)?,
         rule_bits: if n == 64 { u64::MAX } else { (1u64 << n) - 1 },
         slot_reqs,

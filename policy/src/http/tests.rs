@@ -46,7 +46,7 @@ fn header(name: &str, value: Option<&str>) -> HeaderMatch {
 
 /// Both matchers, which must agree.
 fn decide(set: &HttpRuleSet, req: &HttpRequest) -> Option<usize> {
-    let tables = build_tables(set).unwrap();
+    let tables = build_tables(set, &[]).unwrap();
     let reference = set.matching_rule(req);
     assert_eq!(tables.decide(req), reference, "{req:?} against {set:?}");
     reference
@@ -181,7 +181,7 @@ fn log_only_header_matches_do_not_gate() {
         decide(&s, &request("GET", b"/", &[("X-Audit", b"no")])),
         Some(0)
     );
-    let tables = build_tables(&s).unwrap();
+    let tables = build_tables(&s, &[]).unwrap();
     assert_eq!(tables.needs, [0; 48]);
 }
 
@@ -210,7 +210,7 @@ fn the_lowest_matching_rule_wins_and_empty_rules_match_everything() {
 #[test]
 fn tables_reject_requests_that_are_not_well_formed() {
     let s = set(vec![HttpMatch::default()]);
-    let tables = build_tables(&s).unwrap();
+    let tables = build_tables(&s, &[]).unwrap();
     for req in [
         request("GE T", b"/", &[]),
         request("", b"/", &[]),
@@ -436,6 +436,45 @@ fn dfa_tables_have_the_kernel_layout() {
 // ---- Tables ----
 
 #[test]
+fn flow_headers_carry_their_index_in_the_name_dfa() {
+    let s = set(vec![HttpMatch {
+        headers: vec![header("X-A", Some("1"))],
+        ..Default::default()
+    }]);
+    let flow: Vec<String> = ["x-a", "user-agent", "host"].map(String::from).to_vec();
+    let t = build_tables(&s, &flow).unwrap();
+    assert!(t.flow_headers);
+    for (name, bits) in [
+        ("X-a", 1 << 4 | 1 << CAPTURE_SHIFT),
+        ("User-Agent", 2 << CAPTURE_SHIFT),
+        ("HOST", 1 << SLOT_HOST | 3 << CAPTURE_SHIFT),
+        ("Accept", 0),
+        ("content-length", 1 << SLOT_CONTENT_LENGTH),
+    ] {
+        assert_eq!(t.name.run(name.as_bytes()), bits | BIT_WELLFORMED, "{name}");
+    }
+    // Everything else is as without flow headers.
+    let plain = build_tables(&s, &[]).unwrap();
+    assert!(!plain.flow_headers);
+    assert_eq!(
+        (&t.method, &t.path, &t.value),
+        (&plain.method, &plain.path, &plain.value)
+    );
+
+    // Flow headers that do not fit the name DFA's states are left out, not an error.
+    let long: Vec<String> = (0..15u8)
+        .map(|i| {
+            (0..40u8)
+                .map(|j| char::from(b'a' + (i * 7 + j * 3) % 26))
+                .collect()
+        })
+        .collect();
+    let t = build_tables(&s, &long).unwrap();
+    assert!(!t.flow_headers);
+    assert_eq!(t.name, plain.name);
+}
+
+#[test]
 fn table_masks() {
     let s = set(vec![
         HttpMatch {
@@ -448,7 +487,7 @@ fn table_masks() {
             ..Default::default()
         },
     ]);
-    let t = build_tables(&s).unwrap();
+    let t = build_tables(&s, &[]).unwrap();
     assert_eq!(t.rule_bits, 0b11);
     // Requirements: 0 host regex `a`, 1 X-A = 1, 2 Host present, 3 X-B present.
     assert_eq!(&t.needs[..5], &[0b01, 0b11, 0b01, 0b10, 0]);
@@ -488,7 +527,7 @@ fn table_masks() {
         headers: vec![header(odd, Some("été ? (x)"))],
         ..Default::default()
     }]);
-    let odd_tables = build_tables(&odd_set).unwrap();
+    let odd_tables = build_tables(&odd_set, &[]).unwrap();
     assert_eq!(
         odd_tables.name.run(odd.to_ascii_lowercase().as_bytes()),
         1 << 4 | BIT_WELLFORMED
@@ -507,13 +546,13 @@ fn table_masks() {
 #[test]
 fn tables_report_the_rule_that_does_not_fit() {
     let many = set((0..49).map(|_| HttpMatch::default()).collect());
-    let e = build_tables(&many).unwrap_err();
+    let e = build_tables(&many, &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "CiliumNetworkPolicy default/web spec.ingress[0].toPorts[0].rules.http[48]: the HTTP \
          rules of this port number 49; the datapath allows 48 per port"
     );
-    assert!(build_tables(&set((0..48).map(|_| HttpMatch::default()).collect())).is_ok());
+    assert!(build_tables(&set((0..48).map(|_| HttpMatch::default()).collect()), &[]).is_ok());
 
     let names = set((0..30)
         .map(|i| HttpMatch {
@@ -521,7 +560,7 @@ fn tables_report_the_rule_that_does_not_fit() {
             ..Default::default()
         })
         .collect());
-    let e = build_tables(&names).unwrap_err();
+    let e = build_tables(&names, &[]).unwrap_err();
     assert_eq!(
         e.location,
         "CiliumNetworkPolicy default/web spec.ingress[0].toPorts[0].rules.http[28]"
@@ -539,7 +578,7 @@ fn tables_report_the_rule_that_does_not_fit() {
         ..Default::default()
     });
     let values = set(rules);
-    let e = build_tables(&values).unwrap_err();
+    let e = build_tables(&values, &[]).unwrap_err();
     assert_eq!(
         e.location,
         "CiliumNetworkPolicy default/web spec.ingress[0].toPorts[0].rules.http[47]"
@@ -556,7 +595,7 @@ fn tables_report_the_rule_that_does_not_fit() {
             ..Default::default()
         },
     ]);
-    let e = build_tables(&states).unwrap_err();
+    let e = build_tables(&states, &[]).unwrap_err();
     assert_eq!(
         e.location,
         "CiliumNetworkPolicy default/web spec.ingress[0].toPorts[0].rules.http[1]"
@@ -576,7 +615,7 @@ fn tables_report_the_rule_that_does_not_fit() {
         path: Some(format!("/{literal}")),
         ..Default::default()
     }]);
-    let e = build_tables(&classes).unwrap_err();
+    let e = build_tables(&classes, &[]).unwrap_err();
     assert!(
         e.message
             .contains("byte classes for their path regexes; the datapath allows 64"),
@@ -587,7 +626,7 @@ fn tables_report_the_rule_that_does_not_fit() {
         path: Some(r"/\pL".into()),
         ..Default::default()
     }]);
-    let e = build_tables(&unicode).unwrap_err();
+    let e = build_tables(&unicode, &[]).unwrap_err();
     assert!(e.location.ends_with("rules.http[0].path"), "{e}");
 }
 
@@ -625,7 +664,7 @@ fn tables_decide_like_the_reference_matcher() {
     let (mut requests, mut matched, mut malformed) = (0, 0, 0);
     for seed in 0..cases {
         let (set, reqs) = random_http_case(seed);
-        let tables = build_tables(&set).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let tables = build_tables(&set, &[]).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         for req in &reqs {
             let want = if req.is_well_formed() {
                 set.matching_rule(req)

@@ -82,6 +82,7 @@ pub fn random_case(seed: u64) -> Case {
     let options = Options {
         local_node: local.clone(),
         allow_localhost: rng.chance(70),
+        http_flow_headers: Vec::new(),
     };
     let documents = generate::policies(&mut rng);
     let policies =

@@ -180,6 +180,7 @@ fn seeds_compile_like_they_evaluate() {
                 options: Options {
                     local_node: node.into(),
                     allow_localhost,
+                    http_flow_headers: Vec::new(),
                 },
                 documents: documents.clone(),
                 policies: policies.clone(),

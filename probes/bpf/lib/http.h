@@ -212,6 +212,17 @@ __attribute__((noinline)) int weir_http_line(struct __sk_buff *skb)
 
 int weir_http_head(struct __sk_buff *skb);
 
+/* Appends a byte to the request's captured header values, while they fit. */
+static __always_inline void hdr_put(struct http_scratch *sc, __u8 c)
+{
+	__u8 n = sc->conn.hdrs_len;
+
+	if (n < WEIR_HTTP_HDRS_CAP) {
+		sc->conn.hdrs[n & (WEIR_HTTP_HDRS_CAP - 1)] = c;
+		sc->conn.hdrs_len = n + 1;
+	}
+}
+
 /* The DFA of `kind` of the scratch's set (looked up where used: keeping four map pointers live
  * across the loop would spill them to the stack). */
 static __always_inline struct weir_http_dfa *set_dfa(const struct http_scratch *sc, __u32 kind)
@@ -234,7 +245,7 @@ static __always_inline int scannable(const struct http_scratch *sc, const struct
 	case HP_NAME:
 		return 1;
 	case HP_VALUE:
-		return ps->slots == 0;
+		return ps->slots == 0 && !(ps->flags & WEIR_HP_CAPTURE);
 	default:
 		return 0;
 	}
@@ -325,6 +336,7 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 				sc->conn.host_len = 0;
 				sc->conn.host_raw = 0;
 				sc->conn.method_len = 0;
+				sc->conn.hdrs_len = 0;
 			}
 			ps->head_len += 1;
 			/* A head may not reach the limit without completing on its last byte. */
@@ -448,6 +460,12 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 					break;
 				}
 				ps->slots = (__u32)n;
+				ps->flags &= ~WEIR_HP_CAPTURE;
+				if (!sc->response && (n & WEIR_HTTP_CAPTURE_MASK)) {
+					/* A header whose values flows carry: its mark, then its value. */
+					ps->flags |= WEIR_HP_CAPTURE;
+					hdr_put(sc, WEIR_HTTP_HDR_MARK - 1 + ((n >> WEIR_HTTP_CAPTURE_SHIFT) & 0xf));
+				}
 				d = set_dfa(sc, WEIR_DFA_VALUE);
 				if (!d)
 					return HTTP_ERROR;
@@ -465,6 +483,8 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 		case HP_VLEAD:
 		case HP_VALUE:
 			if (c == '\r') {
+				if (ps->flags & WEIR_HP_CAPTURE)
+					hdr_put(sc, WEIR_HTTP_HDR_END);
 				bad = weir_http_line(skb);
 				ps->phase = HP_LINE_LF;
 				break;
@@ -487,6 +507,8 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 				if (ps->number > 0xffffffffULL)
 					ps->digits = 0xff;
 			}
+			if (ps->flags & WEIR_HP_CAPTURE)
+				hdr_put(sc, c);
 			if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST))) {
 				__u8 n = sc->conn.host_raw;
 
@@ -726,7 +748,7 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 				break;
 			st = dfa_step(d, st, c);
 		}
-	} else if (phase == HP_VALUE && ps->slots == 0) {
+	} else if (phase == HP_VALUE && ps->slots == 0 && !(ps->flags & WEIR_HP_CAPTURE)) {
 		/* Only well-formedness matters: the line's check reads the DFA state of the value's
 		 * first byte, which the general loop stepped; the rest is checked here. */
 		for (j = 0; j < HTTP_BUF; j++) {

@@ -86,14 +86,21 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type,
 	if (l7_type == WEIR_L7_REQUEST) {
 		ev->line_len = sc->conn.line_len;
 		ev->host_len = sc->conn.host_len;
+		ev->hdrs_len = sc->conn.hdrs_len;
 		__builtin_memcpy(ev->line, sc->conn.line, sizeof(ev->line));
 		__builtin_memcpy(ev->host, sc->conn.host, sizeof(ev->host));
 	} else {
 		ev->line_len = 0;
 		ev->host_len = 0;
+		ev->hdrs_len = 0;
 		__builtin_memset(ev->line, 0, sizeof(ev->line));
 		__builtin_memset(ev->host, 0, sizeof(ev->host));
 	}
+	/* Ring-buffer memory is not zeroed: the bytes past hdrs_len are written too. */
+	if (ev->hdrs_len)
+		__builtin_memcpy(ev->hdrs, sc->conn.hdrs, sizeof(ev->hdrs));
+	else
+		__builtin_memset(ev->hdrs, 0, sizeof(ev->hdrs));
 	submit_event(ev, sizeof(*ev));
 }
 
@@ -500,8 +507,11 @@ static __always_inline void conn_store(const struct weir_ct_key *key, const stru
 		now->host_raw = conn->host_raw;
 		now->method_len = conn->method_len;
 		now->version = conn->version;
+		now->hdrs_len = conn->hdrs_len;
 		__builtin_memcpy(now->line, conn->line, sizeof(conn->line));
 		__builtin_memcpy(now->host, conn->host, sizeof(conn->host));
+		if (conn->hdrs_len)
+			__builtin_memcpy(now->hdrs, conn->hdrs, sizeof(conn->hdrs));
 	}
 }
 
@@ -528,9 +538,12 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	if (!sc)
 		return reply ? TC_ACT_OK : TC_ACT_SHOT;
 	stored = bpf_map_lookup_elem(&weir_http_conn, key);
-	if (stored)
-		__builtin_memcpy(&sc->conn, stored, sizeof(sc->conn));
-	else
+	if (stored) {
+		/* The captured header values (the struct's tail) only when there are some. */
+		__builtin_memcpy(&sc->conn, stored, __builtin_offsetof(struct weir_http_conn, hdrs));
+		if (sc->conn.hdrs_len)
+			__builtin_memcpy(sc->conn.hdrs, stored->hdrs, sizeof(sc->conn.hdrs));
+	} else
 		__builtin_memset(&sc->conn, 0, sizeof(sc->conn));
 	ps = reply ? &sc->conn.resp : &sc->conn.req;
 

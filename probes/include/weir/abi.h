@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 4
+#define WEIR_ABI_VERSION 5
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -283,6 +283,10 @@ struct weir_frag_value {
 #define WEIR_HTTP_SLOT_TRANSFER_ENCODING 1
 #define WEIR_HTTP_SLOT_HOST              2
 #define WEIR_HTTP_SLOT_UPGRADE           3
+/* Name DFA: bits 56..59 hold 1 + the index of a header whose values request flows carry (the
+ * agent's --http-flow-headers, at most 15), 0 for other names. */
+#define WEIR_HTTP_CAPTURE_SHIFT  56
+#define WEIR_HTTP_CAPTURE_MASK   (0xfULL << WEIR_HTTP_CAPTURE_SHIFT)
 
 /* The DFAs of a set, in weir_http_dfa at (slot * WEIR_HTTP_MAX_SETS + set) * 4 + kind. */
 #define WEIR_DFA_METHOD 0
@@ -334,10 +338,17 @@ struct weir_http_parser {
 #define WEIR_HP_CHUNKED   0x04
 #define WEIR_HP_HOST      0x08
 #define WEIR_HP_LOST      0x10 /* response tracking gave up (gap, malformed or close-delimited body) */
+#define WEIR_HP_CAPTURE   0x20 /* the current header line's value is captured (hdrs) */
 
 #define WEIR_HTTP_PENDING 8
 #define WEIR_HTTP_LINE_CAP 256
 #define WEIR_HTTP_HOST_CAP 64
+/* Captured header values of a request: each is WEIR_HTTP_HDR_MARK + the name's index, the value
+ * from its first non-OWS byte, then WEIR_HTTP_HDR_END (values cannot hold these control bytes).
+ * A value that does not fit has no end mark (and is not reported). */
+#define WEIR_HTTP_HDRS_CAP 128
+#define WEIR_HTTP_HDR_MARK 0x10
+#define WEIR_HTTP_HDR_END  0x1f
 
 /* weir_http_conn (LRU hash): weir_ct_key of the connection (original direction) -> its HTTP state. */
 struct weir_http_conn {
@@ -352,9 +363,11 @@ struct weir_http_conn {
 	__u8 host_raw;           /* captured Host bytes, OWS included */
 	__u8 method_len;         /* bytes of the method; line[method_len] is the space before the target */
 	__u8 version;            /* 0: HTTP/1.0, 1: HTTP/1.1 */
-	__u8 reserved_0[2];
+	__u8 hdrs_len;           /* captured bytes of the current request's header values */
+	__u8 reserved_0;
 	__u8 line[WEIR_HTTP_LINE_CAP];
 	__u8 host[WEIR_HTTP_HOST_CAP];
+	__u8 hdrs[WEIR_HTTP_HDRS_CAP]; /* last: loaded only when hdrs_len says it holds something */
 };
 
 /* L7 record types (Hubble's L7FlowType). */
@@ -375,9 +388,11 @@ struct weir_l7_event {
 	__u16 line_len;          /* method SP target, capped at WEIR_HTTP_LINE_CAP */
 	__u16 host_len;
 	__u8 method_len;         /* bytes of the method; line[method_len] is the space before the target */
-	__u8 reserved_0[3];
+	__u8 hdrs_len;           /* requests: captured header values (WEIR_HTTP_HDRS_CAP) */
+	__u8 reserved_0[2];
 	__u8 line[WEIR_HTTP_LINE_CAP];
 	__u8 host[WEIR_HTTP_HOST_CAP];
+	__u8 hdrs[WEIR_HTTP_HDRS_CAP];
 };
 
 #endif /* WEIR_ABI_H */

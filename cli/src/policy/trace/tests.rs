@@ -43,6 +43,7 @@ fn run(src: Target, dst: Target, dport: &str, node: &str) -> Result<TraceReport,
     let options = Options {
         local_node: node.into(),
         allow_localhost: true,
+        http_flow_headers: Vec::new(),
     };
     trace(&inputs(), &src, &dst, parse_dport(dport).unwrap(), &options).map_err(|e| e.to_string())
 }
