@@ -227,7 +227,7 @@ fn main() {
             new / e1
         );
     }
-    for hook in Hook::BOTH {
+    for hook in Hook::ALL {
         let info = dp.program(hook).unwrap().info().unwrap();
         println!(
             "\n{}: {} verified instructions",

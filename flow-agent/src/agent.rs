@@ -102,6 +102,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 http_flow_headers: cfg.http_flow_headers.clone(),
             },
             gc_interval: cfg.ct_gc_interval,
+            devices: cfg.devices.clone(),
         },
         datapath,
         writer,

@@ -81,6 +81,9 @@ pub struct Applier {
     previous_rule_sets: BTreeMap<RuleSetId, Vec<PolicyRef>>,
     last_gc: Instant,
     gc_interval: std::time::Duration,
+    /// Node devices `from_netdev` is attached to (`--devices`), and those reported missing.
+    devices: Vec<String>,
+    missing_devices: BTreeSet<String>,
 }
 
 pub struct ApplierConfig {
@@ -90,6 +93,7 @@ pub struct ApplierConfig {
     pub runtime_dir: PathBuf,
     pub options: weir_policy::Options,
     pub gc_interval: std::time::Duration,
+    pub devices: Vec<String>,
 }
 
 impl Applier {
@@ -125,6 +129,8 @@ impl Applier {
             persisted,
             last_gc: Instant::now(),
             gc_interval: cfg.gc_interval,
+            devices: cfg.devices,
+            missing_devices: BTreeSet::new(),
         };
         // Events an earlier agent left in the ring buffer resolve against its rule sets.
         let node = applier.node_name.clone();
@@ -139,6 +145,7 @@ impl Applier {
     /// One iteration: re-applies when a file changed or an endpoint's interface came, went or
     /// was recreated; runs CT garbage collection when due.
     pub fn poll(&mut self) {
+        self.sync_devices();
         if self.last_gc.elapsed() >= self.gc_interval {
             self.last_gc = Instant::now();
             let now = self.datapath.clock().jiffies();
@@ -172,6 +179,40 @@ impl Applier {
                 // Remember the fingerprint too: the same bad input is reported once, not every poll.
                 self.fingerprint = Some(fingerprint);
                 self.reject(message);
+            }
+        }
+    }
+
+    /// Keeps `from_netdev` on the configured devices (attaching one that appeared or was
+    /// recreated) and off every other: a link an earlier agent pinned for a device no longer
+    /// configured is removed.
+    fn sync_devices(&mut self) {
+        for name in &self.devices {
+            match self.datapath.attach_device(name) {
+                Ok((ifindex, outcome)) => {
+                    self.missing_devices.remove(name);
+                    match outcome {
+                        AttachOutcome::Attached => {
+                            tracing::info!(device = %name, ifindex, "device attached")
+                        }
+                        AttachOutcome::Adopted => {
+                            tracing::info!(device = %name, ifindex, "device adopted from a previous agent")
+                        }
+                        AttachOutcome::Unchanged => {}
+                    }
+                }
+                Err(e) => {
+                    if self.missing_devices.insert(name.clone()) {
+                        tracing::warn!(error = %e, "cannot attach device (retried at every poll)");
+                    }
+                }
+            }
+        }
+        let current: BTreeSet<u32> = self.datapath.devices().map(|(i, _)| i).collect();
+        for ifindex in self.datapath.pinned_devices() {
+            if !current.contains(&ifindex) {
+                tracing::info!(ifindex, "detaching a device that is not configured");
+                self.datapath.detach_device(ifindex);
             }
         }
     }

@@ -85,6 +85,18 @@ pub struct AgentConfig {
     #[arg(long, env = "WEIR_ALLOW_LOCALHOST", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_localhost: bool,
 
+    /// The node's own network devices (comma-separated interface names: links to other nodes,
+    /// the uplink): connections arriving on them for proxied (gRPC) ports of local endpoints
+    /// are handed to the L7 proxy, as Cilium's `devices`. None by default: such connections
+    /// are then refused.
+    #[arg(
+        long,
+        env = "WEIR_DEVICES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub devices: Vec<String>,
+
     /// Request headers whose values HTTP flows carry (comma-separated names, at most 15), like
     /// Hubble's `headers` from Envoy; none by default.
     #[arg(

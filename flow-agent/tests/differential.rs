@@ -70,6 +70,7 @@ impl Harness {
         let dir = match hook {
             Hook::FromContainer => abi::DIR_EGRESS,
             Hook::ToContainer => abi::DIR_INGRESS,
+            Hook::FromNetdev => unreachable!("endpoint hooks only"),
         };
         let echo = match p.protocol {
             1 => matches!(p.dport, 0 | 8),
@@ -277,7 +278,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
         let mut dp = Datapath::load(&options).expect("load the datapath");
         // The verifier's work in this configuration (every drop reported), the costliest one
         // the tests load (docs/performance.md; shown with --nocapture).
-        for hook in Hook::BOTH {
+        for hook in Hook::ALL {
             let info = dp.program(hook).unwrap().info().unwrap();
             eprintln!(
                 "{}: {} verified instructions",

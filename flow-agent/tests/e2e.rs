@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use tonic::transport::{Channel, Endpoint, Uri};
-use weir_lab::{AgentProcess, Lab, LabConfig, Signal};
+use weir_lab::{AgentProcess, Lab, LabConfig, NodeDef, Signal};
 use weir_proto::flow::{self, Flow, FlowFilter};
 use weir_proto::observer::{
     GetFlowsRequest, ServerStatusRequest, get_flows_response::ResponseTypes,
@@ -79,7 +79,12 @@ impl Setup {
 
     /// A lab and an agent started with `args` besides the usual ones.
     fn with_args(test: &str, policies: &[(&str, &str)], args: &[&str]) -> Setup {
-        let lab = Lab::up(LabConfig::with_prefix(prefix(test))).expect("lab up");
+        Setup::from_config(LabConfig::with_prefix(prefix(test)), policies, args)
+    }
+
+    /// A lab of `config` and the agent of its first node.
+    fn from_config(config: LabConfig, policies: &[(&str, &str)], args: &[&str]) -> Setup {
+        let lab = Lab::up(config).expect("lab up");
         for (name, text) in policies {
             std::fs::write(lab.policy_dir().join(name), text).unwrap();
         }
@@ -1549,6 +1554,125 @@ spec:
 
 /// gRPC rules in the client's egress policy, with no policy on the server: the client's hook
 /// hands the connection to the proxy, and the server's replies find their way back to it.
+/// gRPC rules at a server's ingress apply to clients on other nodes too: the server's node
+/// hands their connections to its proxy at the device they arrive on (`from_netdev`).
+#[test]
+fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
+    if !weir_lab::privileged("grpc_clients_on_another_node_go_through_the_servers_proxy") {
+        return;
+    }
+    let mut config = LabConfig::with_prefix(prefix("x"));
+    config.nodes.push(NodeDef::new(2));
+    for ep in &mut config.endpoints {
+        if ep.name == "reco-0" {
+            ep.node = 2;
+        }
+    }
+    let mut s = Setup::from_config(
+        config,
+        &[("catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)],
+        &[],
+    );
+    let mut node2 = s
+        .lab
+        .spawn_agent(
+            "node2",
+            AGENT,
+            &["--listen-address", "none", "--poll-interval", "200ms"],
+        )
+        .expect("start node2's weir-agent");
+    node2
+        .wait_ready()
+        .unwrap_or_else(|e| panic!("node2's agent not ready: {e}\n{}", agent_log(&node2)));
+    let call = |addr: SocketAddr, calls: &str| {
+        s.lab
+            .catalog_calls("reco-0", addr, calls, HTTP)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "reco-0 -> {addr} {calls}: {e}\nnode1's agent:\n{}\nnode2's agent:\n{}",
+                    agent_log(&s.agent),
+                    agent_log(&node2)
+                )
+            })
+    };
+    for v6 in [false, true] {
+        let got = call(s.addr("catalog-0", 50051, v6), "get:1,update:1:-1,get:2");
+        assert_eq!(
+            outcomes(&got),
+            [
+                ("GetProduct", "OK"),
+                ("UpdateStock", "PERMISSION_DENIED"),
+                ("GetProduct", "OK")
+            ],
+            "{got:?}"
+        );
+    }
+    // The server saw the allowed calls only, from reco's own addresses.
+    let reco = calls_from(&s, "reco-0");
+    assert_eq!(
+        reco.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        [GET_PRODUCT; 4],
+        "{reco:?}"
+    );
+
+    // node1's agent decided the calls at catalog's ingress and saw the hand-over at its link
+    // to node2.
+    let denied = s.wait_flow(
+        "reco's UpdateStock dropped at catalog",
+        FlowFilter {
+            source_pod: vec!["default/reco-0".into()],
+            http_path: vec![UPDATE_STOCK.into()],
+            ..Default::default()
+        },
+        |f| f.verdict() == flow::Verdict::Dropped,
+    );
+    assert_eq!(
+        names(&denied.ingress_denied_by),
+        vec!["catalog-grpc-policy"]
+    );
+    assert_eq!(denied.destination.as_ref().unwrap().pod_name, "catalog-0");
+    assert_eq!(denied.source.as_ref().unwrap().pod_name, "reco-0");
+    let handover = s.wait_flow(
+        "reco's connection handed to node1's proxy",
+        FlowFilter {
+            source_pod: vec!["default/reco-0".into()],
+            event_type: vec![flow::EventTypeFilter {
+                r#type: 4,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        |f| f.trace_observation_point() == flow::TraceObservationPoint::ToProxy,
+    );
+    assert_eq!(handover.destination.as_ref().unwrap().pod_name, "catalog-0");
+    assert_eq!(s.agent_lost_events(), 0);
+
+    // Fail closed: with node1's agent gone, its device's hook finds no proxy listener and drops
+    // the SYN; a restarted agent adopts the device's link and serves again.
+    s.agent.kill(Signal::SIGKILL).unwrap();
+    s.agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("agent did not die");
+    let catalog = s.addr("catalog-0", 50051, false);
+    let got = s
+        .lab
+        .catalog_calls("reco-0", catalog, "get:3", HTTP)
+        .expect("the client reports the failure");
+    assert_ne!(got[0].status, "OK", "{got:?}");
+    assert_eq!(calls_from(&s, "reco-0").len(), 4, "no call may pass");
+    s.agent.restart().expect("restart the agent");
+    s.agent.wait_ready().unwrap();
+    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
+    let got = s
+        .lab
+        .catalog_calls("reco-0", catalog, "get:3,update:3", HTTP)
+        .unwrap();
+    assert_eq!(
+        outcomes(&got),
+        [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
+    );
+}
+
 #[test]
 fn egress_grpc_rules_go_through_the_proxy_too() {
     if !weir_lab::privileged("egress_grpc_rules_go_through_the_proxy_too") {

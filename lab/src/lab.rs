@@ -486,6 +486,13 @@ impl Lab {
             argv.push(flag.into());
             argv.push(value);
         }
+        // The node's own devices (links to the other nodes, the world uplink): connections
+        // arriving there for proxied ports of its endpoints go to its L7 proxy.
+        let devices = self.plan.node_devices(node);
+        if !devices.is_empty() {
+            argv.push("--devices".into());
+            argv.push(devices.join(",").into());
+        }
         argv.extend(extra_args.iter().map(OsString::from));
         let run_root = self
             .plan

@@ -353,6 +353,22 @@ impl Plan {
         links
     }
 
+    /// A node's own devices, as its agent's `--devices`: `ext0` on the world gateway, then its
+    /// link to every other node.
+    pub fn node_devices(&self, node: &Node) -> Vec<String> {
+        let mut out = Vec::new();
+        if node.world_gateway {
+            out.push(self.world.node_interface.clone());
+        }
+        out.extend(
+            self.nodes
+                .iter()
+                .filter(|n| n.index != node.index)
+                .map(|n| node_link_name(n.index)),
+        );
+        out
+    }
+
     pub fn node_by_name(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }

@@ -4,6 +4,8 @@
  *
  *   from_container  TC ingress of the host-side veth: packets the endpoint sends (its egress)
  *   to_container    TC egress of the host-side veth: packets delivered to it (its ingress)
+ *   from_netdev     TC ingress of the node's own devices (--devices): hands connections from
+ *                   other nodes to proxied ports of local endpoints to the L7 proxy (lib/netdev.h)
  *
  * Both identify the endpoint by ifindex, parse the packet, follow connection tracking for
  * established connections and replies, evaluate policy for new connections, and report
@@ -15,6 +17,7 @@
 #include "lib/http_policy.h"
 #include "lib/ipcache.h"
 #include "lib/maps.h"
+#include "lib/netdev.h"
 #include "lib/parse.h"
 #include "lib/policy.h"
 #include "lib/proxy.h"
@@ -324,4 +327,10 @@ SEC("classifier")
 int to_container(struct __sk_buff *skb)
 {
 	return handle(skb, WEIR_DIR_INGRESS);
+}
+
+SEC("classifier")
+int from_netdev(struct __sk_buff *skb)
+{
+	return handle_netdev(skb);
 }

@@ -6,8 +6,8 @@
 
 pub mod abi;
 
-/// The endpoint datapath object: programs `from_container` and `to_container` and every
-/// `weir_*` map (docs/maps.md).
+/// The datapath object: programs `from_container` and `to_container` (endpoints),
+/// `from_netdev` (node devices) and every `weir_*` map (docs/maps.md).
 pub static BPF_LXC: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
 
 /// Utility programs: `pass` passes every packet (the benchmarks' baseline); `read_jiffies`
@@ -17,6 +17,7 @@ pub static BPF_EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 /// Names of the programs in [`BPF_LXC`].
 pub const PROG_FROM_CONTAINER: &str = "from_container";
 pub const PROG_TO_CONTAINER: &str = "to_container";
+pub const PROG_FROM_NETDEV: &str = "from_netdev";
 
 /// Names of the maps in [`BPF_LXC`].
 pub mod maps {

@@ -171,36 +171,45 @@ pub enum DatapathError {
     },
 }
 
-/// The two hooks of an endpoint.
+/// The hooks of the datapath: two per endpoint, one per node device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Hook {
     /// TC ingress of the host-side veth: the endpoint's egress (`from_container`).
     FromContainer,
     /// TC egress of the host-side veth: the endpoint's ingress (`to_container`).
     ToContainer,
+    /// TC ingress of a node device (`--devices`): connections from other nodes and the world
+    /// to proxied ports of local endpoints (`from_netdev`).
+    FromNetdev,
 }
 
 impl Hook {
+    /// The hooks of an endpoint's interface.
     pub const BOTH: [Hook; 2] = [Hook::FromContainer, Hook::ToContainer];
+    pub const ALL: [Hook; 3] = [Hook::FromContainer, Hook::ToContainer, Hook::FromNetdev];
 
     pub fn program(self) -> &'static str {
         match self {
             Hook::FromContainer => weir_probes::PROG_FROM_CONTAINER,
             Hook::ToContainer => weir_probes::PROG_TO_CONTAINER,
+            Hook::FromNetdev => weir_probes::PROG_FROM_NETDEV,
         }
     }
 
     fn attach_type(self) -> TcAttachType {
         match self {
-            Hook::FromContainer => TcAttachType::Ingress,
+            Hook::FromContainer | Hook::FromNetdev => TcAttachType::Ingress,
             Hook::ToContainer => TcAttachType::Egress,
         }
     }
 
-    fn pin_suffix(self) -> &'static str {
+    /// The pin name of an interface's link: `<ifindex>-ingress`/`-egress` for endpoints
+    /// (`pinned_ifindexes` reads these back), `netdev-<ifindex>` for devices.
+    fn pin_name(self, ifindex: u32) -> String {
         match self {
-            Hook::FromContainer => "ingress",
-            Hook::ToContainer => "egress",
+            Hook::FromContainer => format!("{ifindex}-ingress"),
+            Hook::ToContainer => format!("{ifindex}-egress"),
+            Hook::FromNetdev => format!("netdev-{ifindex}"),
         }
     }
 }
@@ -230,6 +239,8 @@ pub struct Datapath {
     pin_root: Option<PathBuf>,
     /// ifindex → (name, links of both hooks)
     attached: BTreeMap<u32, (String, Vec<HeldLink>)>,
+    /// Node devices: ifindex → (name, from_netdev's link)
+    devices: BTreeMap<u32, (String, HeldLink)>,
 }
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -269,7 +280,7 @@ impl Datapath {
         let mut ebpf = loader
             .load(weir_probes::BPF_LXC)
             .map_err(|e| DatapathError::Load(Box::new(e)))?;
-        for hook in Hook::BOTH {
+        for hook in Hook::ALL {
             let prog = program_mut(&mut ebpf, hook.program())?;
             prog.load().map_err(|e| DatapathError::Program {
                 name: hook.program(),
@@ -295,6 +306,7 @@ impl Datapath {
             clock,
             pin_root: opts.pin_dir.clone(),
             attached: BTreeMap::new(),
+            devices: BTreeMap::new(),
         })
     }
 
@@ -364,53 +376,8 @@ impl Datapath {
         let mut links = Vec::with_capacity(2);
         let mut adopted = false;
         for hook in Hook::BOTH {
-            let pin_path = self.link_pin_path(ifindex, hook);
-            let prog = program_mut(&mut self.ebpf, hook.program())?;
-            let attach_err =
-                |source: Box<dyn std::error::Error + Send + Sync>| DatapathError::Attach {
-                    ifname: ifname.to_string(),
-                    program: hook.program(),
-                    source,
-                };
-            let existing = pin_path
-                .as_deref()
-                .and_then(|p| PinnedLink::from_pin(p).ok());
-            let held = match existing {
-                Some(pinned) => {
-                    // The pin keeps the link alive while its program is replaced in place.
-                    let link = SchedClassifierLink::try_from(FdLink::from(pinned))
-                        .map_err(|e| attach_err(e.into()))?;
-                    let id = prog
-                        .attach_to_link(link)
-                        .map_err(|e| attach_err(e.into()))?;
-                    let link = prog.take_link(id).map_err(|e| attach_err(e.into()))?;
-                    adopted = true;
-                    HeldLink::Owned(FdLink::try_from(link).map_err(|e| attach_err(e.into()))?)
-                }
-                None => {
-                    let id = prog
-                        .attach_with_options(
-                            ifname,
-                            hook.attach_type(),
-                            TcAttachOptions::TcxOrder(LinkOrder::default()),
-                        )
-                        .map_err(|e| attach_err(e.into()))?;
-                    let link =
-                        FdLink::try_from(prog.take_link(id).map_err(|e| attach_err(e.into()))?)
-                            .map_err(|e| attach_err(e.into()))?;
-                    match pin_path {
-                        Some(path) => HeldLink::Pinned(link.pin(&path).map_err(|e| {
-                            DatapathError::PinLink {
-                                ifname: ifname.to_string(),
-                                program: hook.program(),
-                                path: path.clone(),
-                                source: Box::new(e),
-                            }
-                        })?),
-                        None => HeldLink::Owned(link),
-                    }
-                }
-            };
+            let (held, was_pinned) = self.link(ifname, ifindex, hook)?;
+            adopted |= was_pinned;
             links.push(held);
         }
         self.attached.insert(ifindex, (ifname.to_string(), links));
@@ -422,6 +389,58 @@ impl Datapath {
         Ok((ifindex, outcome))
     }
 
+    /// Attaches (or adopts) `hook`'s program on an interface; true when a pinned link was
+    /// adopted.
+    fn link(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        hook: Hook,
+    ) -> Result<(HeldLink, bool), DatapathError> {
+        let pin_path = self.link_pin_path(ifindex, hook);
+        let prog = program_mut(&mut self.ebpf, hook.program())?;
+        let attach_err = |source: Box<dyn std::error::Error + Send + Sync>| DatapathError::Attach {
+            ifname: ifname.to_string(),
+            program: hook.program(),
+            source,
+        };
+        let existing = pin_path
+            .as_deref()
+            .and_then(|p| PinnedLink::from_pin(p).ok());
+        if let Some(pinned) = existing {
+            // The pin keeps the link alive while its program is replaced in place.
+            let link = SchedClassifierLink::try_from(FdLink::from(pinned))
+                .map_err(|e| attach_err(e.into()))?;
+            let id = prog
+                .attach_to_link(link)
+                .map_err(|e| attach_err(e.into()))?;
+            let link = prog.take_link(id).map_err(|e| attach_err(e.into()))?;
+            let held = HeldLink::Owned(FdLink::try_from(link).map_err(|e| attach_err(e.into()))?);
+            return Ok((held, true));
+        }
+        let id = prog
+            .attach_with_options(
+                ifname,
+                hook.attach_type(),
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .map_err(|e| attach_err(e.into()))?;
+        let link = FdLink::try_from(prog.take_link(id).map_err(|e| attach_err(e.into()))?)
+            .map_err(|e| attach_err(e.into()))?;
+        let held = match pin_path {
+            Some(path) => {
+                HeldLink::Pinned(link.pin(&path).map_err(|e| DatapathError::PinLink {
+                    ifname: ifname.to_string(),
+                    program: hook.program(),
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?)
+            }
+            None => HeldLink::Owned(link),
+        };
+        Ok((held, false))
+    }
+
     /// Detaches an interface: removes the pins and closes the links.
     pub fn detach(&mut self, ifindex: u32) {
         for hook in Hook::BOTH {
@@ -430,6 +449,70 @@ impl Datapath {
             }
         }
         self.attached.remove(&ifindex);
+    }
+
+    /// Attaches `from_netdev` to a node device (adopting an earlier agent's pinned link). A
+    /// device that was recreated under the same name is attached again.
+    pub fn attach_device(&mut self, ifname: &str) -> Result<(u32, AttachOutcome), DatapathError> {
+        let ifindex =
+            nix::net::if_::if_nametoindex(ifname).map_err(|source| DatapathError::Interface {
+                ifname: ifname.to_string(),
+                source,
+            })?;
+        if self.devices.contains_key(&ifindex) {
+            return Ok((ifindex, AttachOutcome::Unchanged));
+        }
+        let stale: Vec<u32> = self
+            .devices
+            .iter()
+            .filter(|(_, (name, _))| name == ifname)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in stale {
+            self.detach_device(i);
+        }
+        let (held, adopted) = self.link(ifname, ifindex, Hook::FromNetdev)?;
+        self.devices.insert(ifindex, (ifname.to_string(), held));
+        let outcome = if adopted {
+            AttachOutcome::Adopted
+        } else {
+            AttachOutcome::Attached
+        };
+        Ok((ifindex, outcome))
+    }
+
+    /// Detaches `from_netdev` from a device: removes the pin and closes the link.
+    pub fn detach_device(&mut self, ifindex: u32) {
+        if let Some(path) = self.link_pin_path(ifindex, Hook::FromNetdev) {
+            let _ = std::fs::remove_file(path);
+        }
+        self.devices.remove(&ifindex);
+    }
+
+    /// Devices `from_netdev` is attached to, by ifindex.
+    pub fn devices(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.devices.iter().map(|(i, (n, _))| (*i, n.as_str()))
+    }
+
+    /// Ifindexes of devices with pinned `from_netdev` links (from this or an earlier agent).
+    pub fn pinned_devices(&self) -> Vec<u32> {
+        let Some(root) = &self.pin_root else {
+            return self.devices.keys().copied().collect();
+        };
+        let mut out: Vec<u32> = std::fs::read_dir(root.join("links"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_prefix("netdev-")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Interfaces this agent has attached, by ifindex.
@@ -468,10 +551,9 @@ impl Datapath {
     }
 
     fn link_pin_path(&self, ifindex: u32, hook: Hook) -> Option<PathBuf> {
-        self.pin_root.as_ref().map(|root| {
-            root.join("links")
-                .join(format!("{ifindex}-{}", hook.pin_suffix()))
-        })
+        self.pin_root
+            .as_ref()
+            .map(|root| root.join("links").join(hook.pin_name(ifindex)))
     }
 }
 

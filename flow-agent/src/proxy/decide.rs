@@ -61,17 +61,27 @@ pub enum Upstream {
     /// From the node's address: the destination is outside the cluster (world or a CIDR
     /// identity); the client's egress policy is what applies.
     FromNode,
-    /// Refused (the reason): the client is not a local endpoint (only their hooks hand
-    /// connections over), the connection is no longer allowed at L3/L4 at either end, or the
-    /// destination is in the cluster but not local (its node would see the node's identity
-    /// instead of the client's).
+    /// Refused (the reason): neither end is a local endpoint, the connection is no longer
+    /// allowed at L3/L4 at either end, or the destination is in the cluster but not local (its
+    /// node would see the node's identity instead of the client's).
     Refused(&'static str),
 }
 
-/// Whether a connection handed over from `client` to `server:port` may be served, and how.
+/// Whether a connection handed over from `client` to `server:port` may be served, and how. A
+/// local client's hook hands over connections by its egress rules or the server's ingress
+/// rules; a node device's hook (`from_netdev`) hands over connections from other nodes and the
+/// world to local servers by their ingress rules.
 pub fn connection(policy: &ProxyPolicy, client: IpAddr, server: IpAddr, port: u16) -> Upstream {
     let Some((_, client_ep)) = local(policy, client) else {
-        return Upstream::Refused("the client is not a local endpoint");
+        let Some((_, server_ep)) = local(policy, server) else {
+            return Upstream::Refused("neither the client nor the server is a local endpoint");
+        };
+        let src_identity = policy.identity(client);
+        if lookup_direction(&server_ep.ingress, src_identity, TCP, port).verdict == Verdict::Denied
+        {
+            return Upstream::Refused("the server's ingress policy denies the connection");
+        }
+        return Upstream::FromClient;
     };
     let dst_identity = policy.identity(server);
     if lookup_direction(&client_ep.egress, dst_identity, TCP, port).verdict == Verdict::Denied {
@@ -92,9 +102,9 @@ pub fn connection(policy: &ProxyPolicy, client: IpAddr, server: IpAddr, port: u1
     }
 }
 
-/// Decides `req` sent from `client` to `server:port` over TCP. A client that is not a local
-/// endpoint is denied: only local endpoints' hooks hand connections over. A denial's Hubble
-/// drop reason is POLICY_DENIED, as for the datapath's HTTP denials.
+/// Decides `req` sent from `client` to `server:port` over TCP, at each end that is a local
+/// endpoint (the client's egress, then the server's ingress); with neither, it is denied. A
+/// denial's Hubble drop reason is POLICY_DENIED, as for the datapath's HTTP denials.
 pub fn decide(
     policy: &ProxyPolicy,
     client: IpAddr,
@@ -116,7 +126,7 @@ pub fn decide(
         src_identity,
         dst_identity,
     };
-    if local(policy, client).is_none() {
+    if local(policy, client).is_none() && local(policy, server).is_none() {
         out.allowed = false;
         out.l4_denied = true;
         return out;
@@ -357,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn no_policy_or_an_unknown_client_is_refused() {
+    fn no_policy_or_an_unknown_party_is_refused() {
         let empty = ProxyPolicy::default();
         let d = decide(&empty, CLIENT, SERVER, 50051, &call(GET));
         assert!(!d.allowed && d.l4_denied);
@@ -370,11 +380,47 @@ mod tests {
             endpoint("server", 200, vec![allow(100, 1)], vec![]),
             &[(1, set(&[GET]))],
         );
+        // A client outside the cluster (world) that the server's ingress does not allow.
         let stranger: IpAddr = "10.0.0.9".parse().unwrap();
-        assert!(!decide(&st, stranger, SERVER, 50051, &call(GET)).allowed);
+        let d = decide(&st, stranger, SERVER, 50051, &call(GET));
+        assert!(!d.allowed && d.l4_denied);
+        assert_eq!(d.point.unwrap().direction, Direction::Ingress);
         assert_eq!(
             connection(&st, stranger, SERVER, 50051),
-            Upstream::Refused("the client is not a local endpoint")
+            Upstream::Refused("the server's ingress policy denies the connection")
+        );
+        // Neither end local.
+        assert!(!decide(&st, stranger, stranger, 50051, &call(GET)).allowed);
+        assert_eq!(
+            connection(&st, stranger, stranger, 50051),
+            Upstream::Refused("neither the client nor the server is a local endpoint")
+        );
+    }
+
+    #[test]
+    fn a_client_on_another_node_is_decided_by_the_servers_ingress_rules() {
+        let mut st = status(
+            endpoint("client", 100, vec![], vec![]),
+            endpoint("server", 200, vec![allow(300, 1)], vec![]),
+            &[(1, set(&[GET]))],
+        );
+        st.compiled.ipcache.push(IpcacheEntry {
+            prefix: "10.0.1.5/32".parse().unwrap(),
+            identity: 300,
+        });
+        let remote: IpAddr = "10.0.1.5".parse().unwrap();
+        assert_eq!(connection(&st, remote, SERVER, 50051), Upstream::FromClient);
+        let ok = decide(&st, remote, SERVER, 50051, &call(GET));
+        assert!(ok.allowed);
+        assert_eq!((ok.src_identity, ok.dst_identity), (300, 200));
+        assert_eq!(ok.point.unwrap().direction, Direction::Ingress);
+        let denied = decide(&st, remote, SERVER, 50051, &call(UPDATE));
+        assert!(!denied.allowed && !denied.l4_denied);
+        assert_eq!((denied.l7_set, denied.rule), (1, None));
+        // The local client (identity 100) is not allowed at all.
+        assert_eq!(
+            connection(&st, CLIENT, SERVER, 50051),
+            Upstream::Refused("the server's ingress policy denies the connection")
         );
     }
 
