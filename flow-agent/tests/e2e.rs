@@ -1526,6 +1526,62 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
         outcomes(&got),
         [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
     );
+
+    // A proxied connection outlives its CT entries (evicted, or collected after a long
+    // silence): each hook that misses recognises it by the proxy socket holding its tuple.
+    let cue = s.lab.run_dir().join("ct-forgotten");
+    let calls = format!("get:2,wait:{},get:2,update:2", cue.display());
+    let before = s.lab.grpc_calls("catalog-0", 50051).unwrap().len();
+    let got = std::thread::scope(|scope| {
+        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
+        let start = Instant::now();
+        while s.lab.grpc_calls("catalog-0", 50051).unwrap().len() <= before {
+            assert!(start.elapsed() < WAIT, "the first call never arrived");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let forgotten = forget_connections(&s, 50051);
+        assert!(
+            forgotten >= 2,
+            "the client's and the server's entries: {forgotten}"
+        );
+        std::fs::write(&cue, b"").unwrap();
+        client.join().unwrap().unwrap()
+    });
+    assert_eq!(
+        outcomes(&got),
+        [
+            ("GetProduct", "OK"),
+            ("GetProduct", "OK"),
+            ("UpdateStock", "PERMISSION_DENIED")
+        ],
+        "{got:?}\nagent log:\n{}",
+        agent_log(&s.agent)
+    );
+}
+
+/// Deletes node1's CT entries of TCP connections to `port` (what eviction or garbage
+/// collection does); returns how many.
+fn forget_connections(s: &Setup, port: u16) -> usize {
+    use aya::maps::{HashMap, Map, MapData};
+    use weir_probes::abi::{self, CtEntry, CtKey};
+
+    let node = s.lab.node("node1").unwrap();
+    let path = Path::new(weir_lab::DEFAULT_BPFFS_ROOT)
+        .join(&node.name)
+        .join(format!("v{}", abi::ABI_VERSION))
+        .join("maps")
+        .join(weir_probes::maps::CT);
+    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut ct: HashMap<_, CtKey, CtEntry> = HashMap::try_from(Map::LruHashMap(data)).unwrap();
+    let keys: Vec<CtKey> = ct
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| k.protocol == 6 && k.dport == port)
+        .collect();
+    for k in &keys {
+        ct.remove(k).unwrap();
+    }
+    keys.len()
 }
 
 const EGRESS_GRPC_POLICY: &str = r#"
