@@ -447,7 +447,8 @@ impl Lab {
     /// ```text
     /// <agent_binary> --node-name <prefix>-node1 --state-dir <run>/state --policy-dir <run>/policies
     ///     --socket <run>/node1/hubble.sock --bpffs-dir <bpffs-root>/<prefix>-node1
-    ///     --runtime-dir <run>/node1/ <extra_args…>
+    ///     --runtime-dir <run>/node1/ [--devices <ext0 on the first node,node<M> for every other node>]
+    ///     <extra_args…>
     /// ```
     ///
     /// stdout and stderr go to `<run>/node1/agent.log`. Mounts bpffs on `/sys/fs/bpf` first if it

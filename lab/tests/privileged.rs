@@ -810,6 +810,9 @@ fn spawn_agent_runs_in_the_node_namespace() {
         bpffs_dir.clone(),
         "--runtime-dir".into(),
         format!("{}/", run.join("node1").display()),
+        // The node's own devices: its world uplink (the lab has no second node).
+        "--devices".into(),
+        "ext0".into(),
         "--flow-buffer".into(),
         "100".into(),
     ]
