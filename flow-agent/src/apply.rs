@@ -187,7 +187,24 @@ impl Applier {
     /// recreated) and off every other: a link an earlier agent pinned for a device no longer
     /// configured is removed.
     fn sync_devices(&mut self) {
+        let endpoint_interfaces: BTreeSet<String> = self
+            .status
+            .read()
+            .expect("status lock")
+            .endpoints
+            .iter()
+            .map(|e| e.interface.clone())
+            .collect();
         for name in &self.devices {
+            // An endpoint's veth is no node device: from_netdev there would run before (and
+            // instead of) from_container.
+            if endpoint_interfaces.contains(name) {
+                self.datapath.forget_device(name);
+                if self.missing_devices.insert(name.clone()) {
+                    tracing::error!(device = %name, "a --devices entry is an endpoint's interface: not attached");
+                }
+                continue;
+            }
             match self.datapath.attach_device(name) {
                 Ok((ifindex, outcome)) => {
                     self.missing_devices.remove(name);
@@ -202,6 +219,8 @@ impl Applier {
                     }
                 }
                 Err(e) => {
+                    // Gone (or never there): its link went with it; forget the pin too.
+                    self.datapath.forget_device(name);
                     if self.missing_devices.insert(name.clone()) {
                         tracing::warn!(error = %e, "cannot attach device (retried at every poll)");
                     }

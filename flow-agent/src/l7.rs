@@ -304,13 +304,16 @@ mod tests {
         let mut e = enrichment();
         e.http_flow_headers = vec!["content-type".to_string(), "x-request-id".to_string()].into();
         let mut req = request("POST /orders", "api", abi::VERDICT_ALLOWED, 0, 0);
-        // x-request-id (trailing OWS trimmed), content-type, then a value cut off by the end of
-        // the buffer (no end mark), which is left out.
+        // x-request-id (trailing OWS trimmed), content-type, then two values left out.
         let mut hdrs = vec![abi::HTTP_HDR_MARK + 1];
         hdrs.extend_from_slice(b"r-42 \t");
         hdrs.push(abi::HTTP_HDR_END);
         hdrs.push(abi::HTTP_HDR_MARK);
         hdrs.extend_from_slice(b"application/json");
+        hdrs.push(abi::HTTP_HDR_END);
+        // A value with a byte no value may hold (the datapath never captures one) is dropped.
+        hdrs.push(abi::HTTP_HDR_MARK);
+        hdrs.extend_from_slice(b"a\x01b");
         hdrs.push(abi::HTTP_HDR_END);
         hdrs.push(abi::HTTP_HDR_MARK + 1);
         hdrs.extend_from_slice(b"cut");

@@ -1629,6 +1629,13 @@ fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
         &[("catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)],
         &[],
     );
+    // Without early demux, a packet reaches the proxy's socket only by the datapath's mark for
+    // local delivery (with it, the stack finds an established socket by its tuple first).
+    let out = s
+        .lab
+        .exec("node1", &["sysctl", "-qw", "net.ipv4.tcp_early_demux=0"])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let mut node2 = s
         .lab
         .spawn_agent(
@@ -1727,6 +1734,44 @@ fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
         outcomes(&got),
         [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
     );
+
+    // A connection handed over at the device stays with the proxy when its port's rules stop
+    // being gRPC rules (replaced by an L4 allow): its next call is decided by the new policy,
+    // rather than its packets reaching the server behind the proxy's back (and stalling).
+    let cue = s.lab.run_dir().join("rules-changed");
+    let calls = format!("get:1,wait:{},update:1:-1", cue.display());
+    let before = s.lab.grpc_calls("catalog-0", 50051).unwrap().len();
+    let revision = s.policy().revision;
+    let got = std::thread::scope(|scope| {
+        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
+        let start = Instant::now();
+        while s.lab.grpc_calls("catalog-0", 50051).unwrap().len() <= before {
+            assert!(start.elapsed() < WAIT, "the first call never arrived");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        write_policy(
+            &s.lab.policy_dir(),
+            "catalog-grpc-policy.yaml",
+            CATALOG_L4_POLICY,
+        );
+        s.wait_policy(|p| p.revision > revision);
+        std::fs::write(&cue, b"").unwrap();
+        client.join().unwrap().unwrap()
+    });
+    assert_eq!(
+        outcomes(&got),
+        [("GetProduct", "OK"), ("UpdateStock", "OK")],
+        "{got:?}"
+    );
+    // Both on the proxy's one upstream connection: the client did not have to reconnect.
+    let reco = calls_from(&s, "reco-0");
+    let last: Vec<_> = reco.iter().rev().take(2).collect();
+    assert_eq!(
+        (last[1].0.as_str(), last[0].0.as_str()),
+        (GET_PRODUCT, UPDATE_STOCK),
+        "{reco:?}"
+    );
+    assert_eq!(last[0].1, last[1].1, "one connection: {reco:?}");
 }
 
 #[test]

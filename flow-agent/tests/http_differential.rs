@@ -310,6 +310,14 @@ impl Harness {
     /// A SYN with `isn`, then `segments` (flags, sequence number, payload), on the next ports;
     /// returns the kernel's request reports and forgets the connection.
     fn exchange(&mut self, isn: u32, segments: &[(u8, u32, &[u8])]) -> Vec<Report> {
+        self.raw_exchange(isn, segments)
+            .iter()
+            .map(report)
+            .collect()
+    }
+
+    /// `exchange`, returning the request events themselves.
+    fn raw_exchange(&mut self, isn: u32, segments: &[(u8, u32, &[u8])]) -> Vec<L7Event> {
         // Eight ports in turn: a connection reuses the ports of one a few before it, as clients'
         // ephemeral ports do, and must start from a clean parser state.
         self.sport = 1024 + (self.sport + 1) % 8;
@@ -322,7 +330,7 @@ impl Harness {
         for &(flags, seq, payload) in segments {
             self.send(flags, seq, payload);
         }
-        let reports = self.drain().iter().map(report).collect();
+        let reports = self.drain();
         let mut key = CtKey {
             sport: self.sport,
             dport: 80,
@@ -493,7 +501,31 @@ fn check_dense_segments(
         }
         checked += want.len();
     }
+    // A value with the capture's own marks in it fails the request (control bytes), and the
+    // refused request's event carries none of them: no forged header under another name.
+    apply(h, &flow(&["x-a", "x-b"]))?;
+    let forged: &[u8] = b"GET / HTTP/1.1\r\nX-A: a\x1f\x11forged\x1f\r\n\r\n";
+    let events = h.raw_exchange(3000, &[(TCP_PSH_ACK, 3001, forged)]);
+    let [ev] = events.as_slice() else {
+        return Err(format!(
+            "one event expected for the forged value, got {events:?}"
+        ));
+    };
+    let captured = &ev.hdrs[..usize::from(ev.hdrs_len)];
+    if ev.flow.drop_reason != 134
+        || captured != [abi::HTTP_HDR_MARK, b'a', b'f', b'o', b'r', b'g', b'e', b'd']
+        || !ev.captured_headers().is_empty()
+    {
+        return Err(format!(
+            "forged value: drop reason {}, captured \"{}\", decoded {:?}",
+            ev.flow.drop_reason,
+            show(captured),
+            ev.captured_headers()
+        ));
+    }
     apply(h, &[])?;
+    checked += 1;
+
     // A SYN inside an established connection (here far ahead of it) must not move where parsing
     // resumes: the request after it is still parsed and denied, not passed as already seen.
     let request: &[u8] = b"DELETE / HTTP/1.1\r\n\r\n";

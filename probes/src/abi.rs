@@ -539,7 +539,13 @@ impl L7Event {
                     .rev()
                     .take_while(|&&b| b == b' ' || b == b'\t')
                     .count();
-            out.push((index, &value[..trimmed]));
+            // The datapath captures only bytes a value may hold; anything else is not reported.
+            if value
+                .iter()
+                .all(|&b| (b >= 0x20 || b == b'\t') && b != 0x7f)
+            {
+                out.push((index, &value[..trimmed]));
+            }
             rest = &rest[end + 1..];
         }
         out

@@ -36,6 +36,7 @@ pub mod maps {
     pub const HTTP_SCRATCH: &str = "weir_http_scratch";
     pub const HTTP_ANSWER_BUF: &str = "weir_http_answer_buf";
     pub const PROXY_LISTENER: &str = "weir_proxy_listener";
+    pub const NETDEV_PROXY: &str = "weir_netdev_proxy";
     /// Every map, in the order the loader pins them.
     pub const ALL: &[&str] = &[
         CONFIG,
@@ -53,6 +54,7 @@ pub mod maps {
         HTTP_SCRATCH,
         HTTP_ANSWER_BUF,
         PROXY_LISTENER,
+        NETDEV_PROXY,
     ];
 }
 

@@ -462,6 +462,20 @@ impl Datapath {
         if self.devices.contains_key(&ifindex) {
             return Ok((ifindex, AttachOutcome::Unchanged));
         }
+        self.forget_device(ifname);
+        let (held, adopted) = self.link(ifname, ifindex, Hook::FromNetdev)?;
+        self.devices.insert(ifindex, (ifname.to_string(), held));
+        let outcome = if adopted {
+            AttachOutcome::Adopted
+        } else {
+            AttachOutcome::Attached
+        };
+        Ok((ifindex, outcome))
+    }
+
+    /// Detaches `from_netdev` from the device this agent attached under `ifname` (one that was
+    /// recreated or removed since).
+    pub fn forget_device(&mut self, ifname: &str) {
         let stale: Vec<u32> = self
             .devices
             .iter()
@@ -471,14 +485,6 @@ impl Datapath {
         for i in stale {
             self.detach_device(i);
         }
-        let (held, adopted) = self.link(ifname, ifindex, Hook::FromNetdev)?;
-        self.devices.insert(ifindex, (ifname.to_string(), held));
-        let outcome = if adopted {
-            AttachOutcome::Adopted
-        } else {
-            AttachOutcome::Attached
-        };
-        Ok((ifindex, outcome))
     }
 
     /// Detaches `from_netdev` from a device: removes the pin and closes the link.

@@ -73,6 +73,10 @@ pub enum Upstream {
 /// world to local servers by their ingress rules.
 pub fn connection(policy: &ProxyPolicy, client: IpAddr, server: IpAddr, port: u16) -> Upstream {
     let Some((_, client_ep)) = local(policy, client) else {
+        if policy.is_local_address(client) {
+            // A local endpoint not (or no longer) attached: its egress rules cannot be checked.
+            return Upstream::Refused("the client is a local endpoint that is not attached");
+        }
         let Some((_, server_ep)) = local(policy, server) else {
             return Upstream::Refused("neither the client nor the server is a local endpoint");
         };
@@ -103,7 +107,8 @@ pub fn connection(policy: &ProxyPolicy, client: IpAddr, server: IpAddr, port: u1
 }
 
 /// Decides `req` sent from `client` to `server:port` over TCP, at each end that is a local
-/// endpoint (the client's egress, then the server's ingress); with neither, it is denied. A
+/// endpoint (the client's egress, then the server's ingress); with neither, or from a local
+/// endpoint that is not attached (its egress rules cannot be checked), it is denied. A
 /// denial's Hubble drop reason is POLICY_DENIED, as for the datapath's HTTP denials.
 pub fn decide(
     policy: &ProxyPolicy,
@@ -126,7 +131,8 @@ pub fn decide(
         src_identity,
         dst_identity,
     };
-    if local(policy, client).is_none() && local(policy, server).is_none() {
+    let unattached = local(policy, client).is_none() && policy.is_local_address(client);
+    if unattached || (local(policy, client).is_none() && local(policy, server).is_none()) {
         out.allowed = false;
         out.l4_denied = true;
         return out;
@@ -422,6 +428,29 @@ mod tests {
             connection(&st, CLIENT, SERVER, 50051),
             Upstream::Refused("the server's ingress policy denies the connection")
         );
+        // A local endpoint that is not attached (yet, or any more) is no remote client, even
+        // with an identity the server allows.
+        let idle: IpAddr = "10.0.0.3".parse().unwrap();
+        st.compiled.ipcache.push(IpcacheEntry {
+            prefix: "10.0.0.3/32".parse().unwrap(),
+            identity: 300,
+        });
+        let mut endpoints = st.endpoints.clone();
+        endpoints.push(EndpointRuntime {
+            namespace: "default".into(),
+            name: "idle".into(),
+            interface: "lxc-idle".into(),
+            ifindex: 0,
+            ep_id: 0,
+            ips: vec![idle],
+        });
+        let st = ProxyPolicy::new(st.compiled.clone(), endpoints);
+        assert_eq!(
+            connection(&st, idle, SERVER, 50051),
+            Upstream::Refused("the client is a local endpoint that is not attached")
+        );
+        assert!(!decide(&st, idle, SERVER, 50051, &call(GET)).allowed);
+        assert!(decide(&st, remote, SERVER, 50051, &call(GET)).allowed);
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct ProxyPolicy {
     pub endpoints: Vec<EndpointRuntime>,
     /// Attached local endpoints by address: index into `endpoints`.
     by_ip: HashMap<IpAddr, usize>,
+    /// Every local endpoint's address, attached or not.
+    local_ips: std::collections::HashSet<IpAddr>,
     /// Identities of full-length ipcache prefixes (/32, /128).
     hosts: HashMap<IpAddr, u32>,
 }
@@ -84,6 +86,10 @@ impl ProxyPolicy {
                 by_ip.entry(*ip).or_insert(i);
             }
         }
+        let local_ips = endpoints
+            .iter()
+            .flat_map(|e| e.ips.iter().copied())
+            .collect();
         let hosts = compiled
             .ipcache
             .iter()
@@ -94,8 +100,14 @@ impl ProxyPolicy {
             compiled,
             endpoints,
             by_ip,
+            local_ips,
             hosts,
         }
+    }
+
+    /// Whether `ip` is a local endpoint's address, attached to an interface or not.
+    pub fn is_local_address(&self, ip: IpAddr) -> bool {
+        self.local_ips.contains(&ip)
     }
 
     /// The local endpoint with address `ip` (attached to an interface).
@@ -370,9 +382,11 @@ async fn serve(
     let Some(policy) = ctx.policy.load() else {
         return Err(refuse("no policy applied yet"));
     };
-    // Only local endpoints' hooks hand connections over; their own L3/L4 decision must still
-    // hold (the policy may have changed since), and the upstream must be one the server's hook
-    // can police by the client's identity.
+    // Local endpoints' hooks hand connections over by their egress or the server's ingress
+    // rules, node devices' hooks (from_netdev) those of other nodes' and outside clients by the
+    // server's ingress rules. Those L3/L4 decisions must still hold (the policy may have
+    // changed since), and the upstream must be one the server's hook can police by the
+    // client's identity.
     let upstream_from_client =
         match decide::connection(&policy, client.ip(), server.ip(), server.port()) {
             decide::Upstream::Refused(why) => return Err(refuse(why)),

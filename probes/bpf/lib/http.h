@@ -212,6 +212,12 @@ __attribute__((noinline)) int weir_http_line(struct __sk_buff *skb)
 
 int weir_http_head(struct __sk_buff *skb);
 
+/* A byte a header value may hold (the value DFA's well-formed bytes). */
+static __always_inline int is_value_byte(__u8 c)
+{
+	return (c >= 0x20 || c == '\t') && c != 0x7f;
+}
+
 /* Appends a byte to the request's captured header values, while they fit. */
 static __always_inline void hdr_put(struct http_scratch *sc, __u8 c)
 {
@@ -483,9 +489,10 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 		case HP_VLEAD:
 		case HP_VALUE:
 			if (c == '\r') {
-				if (ps->flags & WEIR_HP_CAPTURE)
-					hdr_put(sc, WEIR_HTTP_HDR_END);
 				bad = weir_http_line(skb);
+				/* A value ends (and is reported) only on a line that passed its checks. */
+				if (!bad && (ps->flags & WEIR_HP_CAPTURE))
+					hdr_put(sc, WEIR_HTTP_HDR_END);
 				ps->phase = HP_LINE_LF;
 				break;
 			}
@@ -507,7 +514,9 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 				if (ps->number > 0xffffffffULL)
 					ps->digits = 0xff;
 			}
-			if (ps->flags & WEIR_HP_CAPTURE)
+			/* Only bytes a value may hold: the line is checked at its end, but a request
+			 * refused then is still reported, and must not carry forged marks. */
+			if ((ps->flags & WEIR_HP_CAPTURE) && is_value_byte(c))
 				hdr_put(sc, c);
 			if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST))) {
 				__u8 n = sc->conn.host_raw;
@@ -652,12 +661,6 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 			return HTTP_STEPS;
 	}
 	return HTTP_STEPS;
-}
-
-/* A byte a header value may hold (the value DFA's well-formed bytes). */
-static __always_inline int is_value_byte(__u8 c)
-{
-	return (c >= 0x20 || c == '\t') && c != 0x7f;
 }
 
 /* The fast path of the byte loop: the rest of a method, a request-target, a header name, or the

@@ -543,6 +543,10 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		__builtin_memcpy(&sc->conn, stored, __builtin_offsetof(struct weir_http_conn, hdrs));
 		if (sc->conn.hdrs_len)
 			__builtin_memcpy(sc->conn.hdrs, stored->hdrs, sizeof(sc->conn.hdrs));
+		else if (!reply)
+			/* Nothing of another connection's values in the per-CPU copy: what is
+			 * captured next is copied whole into the event and the map. */
+			__builtin_memset(sc->conn.hdrs, 0, sizeof(sc->conn.hdrs));
 	} else
 		__builtin_memset(&sc->conn, 0, sizeof(sc->conn));
 	ps = reply ? &sc->conn.resp : &sc->conn.req;

@@ -103,4 +103,14 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } weir_proxy_listener SEC(".maps");
 
+/* Connections from_netdev handed to the L7 proxy: weir_ct_key (direction ingress, ifindex 0) ->
+ * 1. A later packet of one stays with the proxy even when the policy no longer proxies its port
+ * (as a local client's connection keeps WEIR_CT_PROXY on its CT entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weir_ct_key);
+	__type(value, __u32);
+} weir_netdev_proxy SEC(".maps");
+
 #endif /* WEIR_MAPS_H */
