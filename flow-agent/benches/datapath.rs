@@ -243,7 +243,8 @@ fn main() {
     ] {
         let e = ns_per_run(pass, frame, TC_ACT_OK);
         let prog = dp.program(Hook::FromNetdev).unwrap();
-        let n = ns_per_run(prog, frame, TC_ACT_OK);
+        // Left to the next program (TC_ACT_UNSPEC, TCX_NEXT).
+        let n = ns_per_run(prog, frame, u32::MAX);
         println!("| {name} | {e:.1} | {n:.1} | {:.2}× |", n / e);
     }
     events.drain();
