@@ -1772,6 +1772,43 @@ fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
         "{reco:?}"
     );
     assert_eq!(last[0].1, last[1].1, "one connection: {reco:?}");
+
+    // The other way round: a direct connection (opened under the L4 allow) when gRPC rules
+    // return is reset at the device, as a local client's is at its own hook, so the client
+    // learns at once instead of retransmitting into drops.
+    let cue = s.lab.run_dir().join("grpc-rules-back");
+    let calls = format!("get:1,wait:{},get:2", cue.display());
+    let seen_before = calls_from(&s, "reco-0").len();
+    let revision = s.policy().revision;
+    let got = std::thread::scope(|scope| {
+        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
+        let start = Instant::now();
+        while calls_from(&s, "reco-0").len() <= seen_before {
+            assert!(start.elapsed() < WAIT, "the first call never arrived");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        write_policy(
+            &s.lab.policy_dir(),
+            "catalog-grpc-policy.yaml",
+            CATALOG_GRPC_POLICY,
+        );
+        s.wait_policy(|p| p.revision > revision);
+        std::fs::write(&cue, b"").unwrap();
+        client.join().unwrap().unwrap()
+    });
+    assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
+    // grpcio reports UNAVAILABLE, or makes the call again on a new connection (through the
+    // proxy) when it knows the call was not sent; not DEADLINE_EXCEEDED.
+    assert!(
+        ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
+        "{got:?}"
+    );
+    let seen = calls_from(&s, "reco-0");
+    let old = seen[seen_before].1;
+    assert!(
+        seen[seen_before + 1..].iter().all(|c| c.1 != old),
+        "a call passed on the old connection: {seen:?}"
+    );
 }
 
 #[test]

@@ -7,7 +7,8 @@
  * the proxy's socket. Everything else is left to the next program on the device and then the
  * stack (TCX_NEXT): the endpoint's to_container polices it. Connections carry no CT entry here:
  * a handed-over connection is remembered in weir_netdev_proxy, and a mid-stream packet goes to
- * the proxy only when a proxy socket holds its tuple. */
+ * the proxy only when a proxy socket holds its tuple; one to a proxied port without such a
+ * socket is refused with a RST to both sides. */
 #ifndef WEIR_NETDEV_H
 #define WEIR_NETDEV_H
 
@@ -31,8 +32,9 @@ static __always_inline int handle_netdev(struct __sk_buff *skb)
 	struct weir_ct_key key;
 	struct pkt p;
 	__u32 zero = 0, gen = 0, src_id, one = 1, count;
+	struct http_scratch *sc;
 	__u8 slot;
-	int reason;
+	int reason, proxied;
 
 	PKT_INIT(p);
 	if (parse_packet(skb, &p) != PARSE_OK || p.protocol != IPPROTO_TCP || p.ipv6_control)
@@ -48,23 +50,7 @@ static __always_inline int handle_netdev(struct __sk_buff *skb)
 	if (src && src->ep_id)
 		return NETDEV_NEXT; /* a local endpoint: its own hook hands its connections over */
 	src_id = src ? src->identity : WEIR_IDENTITY_WORLD;
-	ct_key_fwd(&key, &p, WEIR_DIR_INGRESS, 0);
-	if (midstream(&p)) {
-		/* Delivered locally when the proxy holds the connection: one handed over here (even if
-		 * the policy no longer proxies its port), or found by its socket. Without a proxy
-		 * socket it began before its port's rules were gRPC rules: the endpoint's hook
-		 * refuses it. */
-		if (!bpf_map_lookup_elem(&weir_netdev_proxy, &key) &&
-		    !ingress_proxied(slot, dst->ep_id, src_id, p.policy_port))
-			return NETDEV_NEXT;
-		if (!proxy_pkt(&p) && weir_proxy_socket(skb)) {
-			mark_to_proxy(skb);
-			return TC_ACT_OK;
-		}
-		return NETDEV_NEXT;
-	}
-	if (!ingress_proxied(slot, dst->ep_id, src_id, p.policy_port))
-		return NETDEV_NEXT;
+	proxied = ingress_proxied(slot, dst->ep_id, src_id, p.policy_port);
 	v.ifindex = skb->ifindex;
 	v.ep_id = dst->ep_id;
 	v.src_identity = src_id;
@@ -72,6 +58,39 @@ static __always_inline int handle_netdev(struct __sk_buff *skb)
 	v.direction = WEIR_DIR_INGRESS;
 	v.trace_reason = WEIR_TRACE_NEW;
 	v.obs_point = WEIR_OBS_TO_PROXY;
+	ct_key_fwd(&key, &p, WEIR_DIR_INGRESS, 0);
+	if (midstream(&p)) {
+		/* Delivered locally when the proxy holds the connection: one handed over here (even if
+		 * the policy no longer proxies its port), or found by its socket. */
+		if (!proxied && !bpf_map_lookup_elem(&weir_netdev_proxy, &key))
+			return NETDEV_NEXT;
+		if (!proxy_pkt(&p) && weir_proxy_socket(skb)) {
+			mark_to_proxy(skb);
+			return TC_ACT_OK;
+		}
+		if (!proxied || (p.tcp_flags & TCP_RST))
+			return NETDEV_NEXT;
+		/* A connection to a proxied port that no proxy socket holds: it began before the
+		 * port's rules were gRPC rules (or its proxy is gone). Refused as a local client's
+		 * hook refuses it: the client gets a RST back out of this device, the packet becomes
+		 * a RST to the server (which the server's hook lets through). */
+		v.obs_point = WEIR_OBS_TO_ENDPOINT;
+		ct_key_fwd(&key, &p, WEIR_DIR_INGRESS, skb->ifindex);
+		count = drop_aggregate(&key, bpf_jiffies64());
+		if (count)
+			emit_event(&p, &v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, WEIR_DROP_PROXY_UNSUPPORTED, count);
+		sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+		if (!sc)
+			return TC_ACT_SHOT;
+		__builtin_memcpy(&sc->pkt, &p, sizeof(sc->pkt));
+		sc->dir = WEIR_DIR_EGRESS;
+		sc->answer = 0;
+		sc->client_seq = p.ack;
+		sc->server_seq = p.seq;
+		return weir_http_answer(skb);
+	}
+	if (!proxied)
+		return NETDEV_NEXT;
 	reason = proxy_pkt(&p) ? WEIR_DROP_SOCKET_ASSIGN_FAILED : weir_proxy_assign(skb);
 	if (reason) {
 		/* The agent is down (no listener) or the hand-over failed: fail closed, reported once
