@@ -269,15 +269,53 @@ struct Harness {
 
 impl Harness {
     fn drain(&mut self) -> Vec<L7Event> {
+        self.drain_all()
+            .into_iter()
+            .filter(|ev| ev.l7_type == abi::L7_REQUEST)
+            .collect()
+    }
+
+    /// Every L7 event queued, requests and responses.
+    fn drain_all(&mut self) -> Vec<L7Event> {
         let mut out = Vec::new();
         while let Some(item) = self.events.next() {
-            if let Event::L7(ev) = Event::decode(&item).expect("decodable event")
-                && ev.l7_type == abi::L7_REQUEST
-            {
+            if let Event::L7(ev) = Event::decode(&item).expect("decodable event") {
                 out.push(*ev);
             }
         }
         out
+    }
+
+    /// A segment the server sends on the current connection (its hook's egress).
+    fn send_reply(&mut self, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> u32 {
+        let frame = testrun::tcp_segment(
+            self.server,
+            self.client,
+            80,
+            self.sport,
+            flags,
+            seq,
+            ack,
+            payload,
+        );
+        let prog = self.dp.program(Hook::FromContainer).unwrap();
+        testrun::run(prog, &frame, self.server_if, 1).unwrap().0
+    }
+
+    /// A segment the client sends with an explicit acknowledgment number.
+    fn send_acking(&mut self, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> u32 {
+        let frame = testrun::tcp_segment(
+            self.client,
+            self.server,
+            self.sport,
+            80,
+            flags,
+            seq,
+            ack,
+            payload,
+        );
+        let prog = self.dp.program(Hook::ToContainer).unwrap();
+        testrun::run(prog, &frame, self.server_if, 1).unwrap().0
     }
 
     fn send(&mut self, flags: u8, seq: u32, payload: &[u8]) -> u32 {
@@ -542,6 +580,127 @@ fn check_dense_segments(
     Ok(checked + 1)
 }
 
+/// One step of a keep-alive connection: the client's segment, or the server's.
+enum Step<'a> {
+    Client(&'a [u8]),
+    Server(&'a [u8]),
+}
+
+/// Response tracking on one keep-alive connection: every final response is reported once, with
+/// its request's number and its status, whatever its framing (Content-Length across segments,
+/// chunked, HEAD, 204, a 100 Continue first) and wherever it is cut; a response to the only
+/// request outstanding is skipped after its status line, pipelined requests' responses are
+/// followed through their heads and bodies.
+fn check_responses(
+    h: &mut Harness,
+    base: &CompiledPolicy,
+    local: &[LocalEndpoint<'_>],
+) -> Result<usize, String> {
+    let set = HttpRuleSet {
+        rules: vec![weir_policy::http::HttpRuleEntry {
+            policy: weir_policy::compiled::PolicyRef {
+                kind: "CiliumNetworkPolicy".into(),
+                namespace: "default".into(),
+                name: "http-diff".into(),
+            },
+            location: "spec.ingress[0].toPorts[0].rules.http[0]".into(),
+            rule: weir_policy::http::HttpMatch::default(),
+        }],
+    };
+    let mut compiled = base.clone();
+    compiled.http_rule_sets.insert(1, set.clone());
+    compiled
+        .http_tables
+        .insert(1, build_tables(&set, &[]).map_err(|e| e.to_string())?);
+    h.writer
+        .apply(&compiled, local)
+        .map_err(|e| format!("apply: {e}"))?;
+
+    let body = vec![b'x'; 5000];
+    let long_head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    let long = [long_head, body].concat();
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let ok2 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let both = [
+        &ok2[..],
+        &b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"[..],
+    ]
+    .concat();
+    let steps: Vec<Step<'_>> = vec![
+        // 0: a 5 000-byte body in four segments.
+        Step::Client(b"GET /a HTTP/1.1\r\nHost: s\r\n\r\n"),
+        Step::Server(&long[..1460]),
+        Step::Server(&long[1460..2920]),
+        Step::Server(&long[2920..4380]),
+        Step::Server(&long[4380..]),
+        // 1: chunked.
+        Step::Client(b"GET /b HTTP/1.1\r\n\r\n"),
+        Step::Server(chunked),
+        // 2: HEAD: a Content-Length and no body.
+        Step::Client(b"HEAD /c HTTP/1.1\r\n\r\n"),
+        Step::Server(b"HTTP/1.1 200 OK\r\nContent-Length: 123\r\n\r\n"),
+        // 3: 100 Continue, the body, then the final response.
+        Step::Client(b"POST /d HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"),
+        Step::Server(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        Step::Client(b"data"),
+        Step::Server(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+        // 4: 204, its status line cut in two.
+        Step::Client(b"GET /e HTTP/1.1\r\n\r\n"),
+        Step::Server(b"HTT"),
+        Step::Server(b"P/1.1 204 No Content\r\n\r\n"),
+        // 5 and 6: pipelined, both responses in one segment.
+        Step::Client(b"GET /f HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\n\r\n"),
+        Step::Server(&both),
+        // 7: back to one at a time.
+        Step::Client(b"GET /h HTTP/1.1\r\n\r\n"),
+        Step::Server(ok2),
+    ];
+    let (cisn, sisn) = (5000u32, 900_000u32);
+    h.sport = 1024 + (h.sport + 1) % 8;
+    h.drain_all();
+    h.send(TCP_SYN, cisn, &[]);
+    h.send_reply(0x12, sisn, cisn + 1, &[]);
+    let (mut c, mut s) = (cisn + 1, sisn + 1);
+    for step in &steps {
+        match step {
+            Step::Client(bytes) => {
+                h.send_acking(TCP_PSH_ACK, c, s, bytes);
+                c = c.wrapping_add(bytes.len() as u32);
+            }
+            Step::Server(bytes) => {
+                h.send_reply(TCP_PSH_ACK, s, c, bytes);
+                s = s.wrapping_add(bytes.len() as u32);
+            }
+        }
+    }
+    let events = h.drain_all();
+    let responses: Vec<(u32, u16)> = events
+        .iter()
+        .filter(|e| e.l7_type == abi::L7_RESPONSE)
+        .map(|e| (e.number, e.status))
+        .collect();
+    let want = vec![
+        (0, 200),
+        (1, 200),
+        (2, 200),
+        (3, 201),
+        (4, 204),
+        (5, 200),
+        (6, 404),
+        (7, 200),
+    ];
+    let requests = events
+        .iter()
+        .filter(|e| e.l7_type == abi::L7_REQUEST && e.flow.verdict == abi::VERDICT_ALLOWED)
+        .count();
+    if responses != want || requests != 8 {
+        return Err(format!(
+            "responses: kernel reported {responses:?}, expected {want:?}; {requests} requests allowed"
+        ));
+    }
+    Ok(responses.len())
+}
+
 #[test]
 fn kernel_http_matching_agrees_with_the_reference() {
     if !weir_lab::privileged("kernel_http_matching_agrees_with_the_reference") {
@@ -610,6 +769,7 @@ fn kernel_http_matching_agrees_with_the_reference() {
             captured += c;
         }
         reports += check_dense_segments(&mut h, &base, &local)?;
+        reports += check_responses(&mut h, &base, &local)?;
         Ok::<_, String>((reports, captured))
     })
     .join()

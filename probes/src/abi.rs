@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -366,6 +366,7 @@ pub const HP_CHUNKED: u8 = 0x04;
 pub const HP_HOST: u8 = 0x08;
 pub const HP_LOST: u8 = 0x10;
 pub const HP_CAPTURE: u8 = 0x20;
+pub const HP_SKIP: u8 = 0x40;
 pub const L7_REQUEST: u8 = 1;
 pub const L7_RESPONSE: u8 = 2;
 /// `weir_l7_event.rule` when no rule allowed the request.
@@ -440,6 +441,8 @@ pub struct HttpConn {
     pub version: u8,
     pub hdrs_len: u8,
     pub reserved_0: u8,
+    pub resync_seq: u32,
+    pub reserved_1: u32,
     pub line: [u8; HTTP_LINE_CAP],
     pub host: [u8; HTTP_HOST_CAP],
     pub hdrs: [u8; HTTP_HDRS_CAP],
@@ -654,7 +657,8 @@ pub const LAYOUTS: &[Layout] = &[
     }),
     layout!("weir_http_conn", HttpConn, {
         req, resp, pending_ts, requests, responses, pending_head_flags, line_len, host_len,
-        host_raw, method_len, version, hdrs_len, reserved_0, line, host, hdrs,
+        host_raw, method_len, version, hdrs_len, reserved_0, resync_seq, reserved_1, line, host,
+        hdrs,
     }),
     layout!("weir_l7_event", L7Event, {
         flow, l7_type, version, status, l7_set, rule, number, latency_ns, line_len, host_len,
@@ -686,7 +690,7 @@ const _: () = {
     assert!(size_of::<HttpSet>() == 648);
     assert!(size_of::<L7Event>() == 576);
     assert!(size_of::<HttpParser>() == 64);
-    assert!(size_of::<HttpConn>() == 656);
+    assert!(size_of::<HttpConn>() == 664);
     assert!(size_of::<DropAgg>() == 16);
     assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FragValue>() == 8);

@@ -279,6 +279,7 @@ fn constants_match_the_header() {
         ("WEIR_HP_HOST", abi::HP_HOST as i64),
         ("WEIR_HP_LOST", abi::HP_LOST as i64),
         ("WEIR_HP_CAPTURE", abi::HP_CAPTURE as i64),
+        ("WEIR_HP_SKIP", abi::HP_SKIP as i64),
         ("WEIR_HTTP_PENDING", abi::HTTP_PENDING as i64),
         ("WEIR_HTTP_LINE_CAP", abi::HTTP_LINE_CAP as i64),
         ("WEIR_HTTP_HOST_CAP", abi::HTTP_HOST_CAP as i64),

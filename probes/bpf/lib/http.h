@@ -53,6 +53,7 @@
 #define HTTP_STEPS     3 /* the step budget of one run is spent: run again */
 #define HTTP_ERROR     4 /* tables missing or the packet unreadable */
 #define HTTP_DENIED    5 /* a request was denied (sc->deny_number, sc->deny_reason) */
+#define HTTP_STATUS    6 /* a response's status line is read (up to its code) */
 
 /* Why a request could not be policed (weir_policy::http::Invalid). */
 #define HTTP_BAD_MALFORMED   1
@@ -82,6 +83,7 @@ struct http_scratch {
 	__u32 answer;                 /* 1: answer with a 403, 0: with a RST */
 	__u32 client_seq;
 	__u32 server_seq;
+	__u32 ack;                    /* the packet's acknowledgment number */
 	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
 };
 
@@ -211,6 +213,7 @@ __attribute__((noinline)) int weir_http_line(struct __sk_buff *skb)
 }
 
 int weir_http_head(struct __sk_buff *skb);
+int weir_http_status(struct __sk_buff *skb);
 
 /* A byte a header value may hold (the value DFA's well-formed bytes). */
 static __always_inline int is_value_byte(__u8 c)
@@ -343,6 +346,10 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 				sc->conn.host_raw = 0;
 				sc->conn.method_len = 0;
 				sc->conn.hdrs_len = 0;
+				/* With no response outstanding, this request's response starts at what the
+				 * client acknowledges now. (Pipelined: unknown, left as it was.) */
+				if (sc->conn.requests == sc->conn.responses)
+					sc->conn.resync_seq = sc->ack;
 			}
 			ps->head_len += 1;
 			/* A head may not reach the limit without completing on its last byte. */
@@ -636,8 +643,11 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 				if (c < '0' || c > '9')
 					bad = HTTP_BAD_MALFORMED;
 				ps->status = ps->status * 10 + (c - '0');
-				if (ps->pos == 11)
+				if (ps->pos == 11 && !bad) {
 					ps->phase = HP_STATUS_REST;
+					ps->pos += 1;
+					return HTTP_STATUS;
+				}
 			}
 			ps->pos += 1;
 			break;
@@ -779,6 +789,13 @@ __attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
 	for (i = 0; i < HTTP_RUN_STEPS; i++) {
 		weir_http_scan(skb);
 		r = weir_http_step(skb);
+		if (r == HTTP_STATUS) {
+			/* A response reported at its status line stops being parsed. */
+			if (weir_http_status(skb))
+				return HTTP_CONSUMED;
+			r = HTTP_STEPS;
+			continue;
+		}
 		if (r == HTTP_HEAD_DONE) {
 			/* Called from here, not from the byte loop: the stack of the call chain stays
 			 * within the verifier's 512 bytes. */

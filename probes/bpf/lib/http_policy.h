@@ -415,6 +415,41 @@ static __always_inline void l7_parties(struct verdict_ctx *v, const struct weir_
 
 /* A request or response head completed (called by the byte loop, global: verified once).
  * Decides a request and reports it; reports a response. Returns 1 when the request is denied. */
+/* A response's status line is read. When it is the final response (not 1xx) to the only
+ * request outstanding, it is reported now and the rest of it is skipped: the response side
+ * resumes where the next request's first segment says the client has read up to
+ * (resync_seq), which for a client that waits for each response is where the next response
+ * starts. Its headers and body need no parsing: nothing is enforced on responses, and the
+ * next response is found without framing. Otherwise (1xx, pipelined requests) the head is
+ * parsed to its end and the response reported there, framing followed. Returns 1 when the
+ * rest of the response is skipped. Global: verified once. */
+__attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
+{
+	struct http_scratch *sc;
+	struct weir_http_parser *ps;
+	__u32 zero = 0, number, idx;
+	__u64 now, latency = 0;
+	__u16 status;
+
+	if (!skb)
+		return 0;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc || !sc->response)
+		return 0;
+	ps = &sc->conn.resp;
+	number = sc->conn.responses;
+	status = ps->status;
+	if (status < 200 || sc->conn.requests != number + 1)
+		return 0;
+	idx = number & (WEIR_HTTP_PENDING - 1);
+	now = bpf_ktime_get_boot_ns();
+	latency = now - sc->conn.pending_ts[idx];
+	emit_l7(sc, WEIR_L7_RESPONSE, WEIR_VERDICT_ALLOWED, 0, 0xffffffff, number, status, latency, now);
+	sc->conn.responses = number + 1;
+	ps->flags |= WEIR_HP_SKIP;
+	return 1;
+}
+
 __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 {
 	struct http_scratch *sc;
@@ -508,6 +543,7 @@ static __always_inline void conn_store(const struct weir_ct_key *key, const stru
 		now->method_len = conn->method_len;
 		now->version = conn->version;
 		now->hdrs_len = conn->hdrs_len;
+		now->resync_seq = conn->resync_seq;
 		__builtin_memcpy(now->line, conn->line, sizeof(conn->line));
 		__builtin_memcpy(now->host, conn->host, sizeof(conn->host));
 		if (conn->hdrs_len)
@@ -525,7 +561,8 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	struct weir_http_conn *stored;
 	struct weir_http_parser *ps;
 	struct http_scratch *sc;
-	__u32 zero = 0, runs, skip = 0, first_seq, l7_set = e->l7_set;
+	__u32 zero = 0, runs, skip = 0, first_seq, l7_set = e->l7_set, resync = 0;
+	int resyncing = 0;
 	__u8 slot = e->policy_gen & 1;
 	__s32 diff;
 	int r = HTTP_ERROR;
@@ -538,6 +575,16 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	if (!sc)
 		return reply ? TC_ACT_OK : TC_ACT_SHOT;
 	stored = bpf_map_lookup_elem(&weir_http_conn, key);
+	if (reply && stored && (stored->resp.flags & WEIR_HP_SKIP) && !(p->tcp_flags & TCP_SYN)) {
+		/* The rest of a response reported at its status line: skipped with no state loaded
+		 * or written, until a segment reaches the next response's start. */
+		__u32 next = *(volatile __u32 *)&stored->resync_seq;
+
+		if ((__s32)(next - stored->resp.next_seq) < 0 || (__s32)(p->seq + p->payload_len - next) <= 0)
+			return TC_ACT_OK;
+		resync = next;
+		resyncing = 1;
+	}
 	if (stored) {
 		/* The captured header values (the struct's tail) only when there are some. */
 		__builtin_memcpy(&sc->conn, stored, __builtin_offsetof(struct weir_http_conn, hdrs));
@@ -550,6 +597,12 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	} else
 		__builtin_memset(&sc->conn, 0, sizeof(sc->conn));
 	ps = reply ? &sc->conn.resp : &sc->conn.req;
+	if (resyncing) {
+		/* The next response starts at `resync`: parse from there. */
+		ps->next_seq = resync;
+		ps->phase = HP_METHOD;
+		ps->flags &= ~WEIR_HP_SKIP;
+	}
 
 	if (p->tcp_flags & TCP_SYN) {
 		/* The SYN of a new connection starts its state afresh (nothing of an earlier connection
@@ -622,6 +675,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	sc->response = reply;
 	sc->l7_set = l7_set;
 	sc->allowed_here = 0;
+	sc->ack = p->ack;
 	l7_parties(v, e, dir, reply);
 	fill_template(sc, p, v);
 

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 5
+#define WEIR_ABI_VERSION 6
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -339,6 +339,8 @@ struct weir_http_parser {
 #define WEIR_HP_HOST      0x08
 #define WEIR_HP_LOST      0x10 /* response tracking gave up (gap, malformed or close-delimited body) */
 #define WEIR_HP_CAPTURE   0x20 /* the current header line's value is captured (hdrs) */
+#define WEIR_HP_SKIP      0x40 /* response: reported at its status line, the rest skipped until
+				* the next response's start (weir_http_conn.resync_seq) */
 
 #define WEIR_HTTP_PENDING 8
 #define WEIR_HTTP_LINE_CAP 256
@@ -365,6 +367,9 @@ struct weir_http_conn {
 	__u8 version;            /* 0: HTTP/1.0, 1: HTTP/1.1 */
 	__u8 hdrs_len;           /* captured bytes of the current request's header values */
 	__u8 reserved_0;
+	__u32 resync_seq;        /* the ACK of the latest request's first segment, sent with no
+				  * response outstanding: where that request's response starts */
+	__u32 reserved_1;
 	__u8 line[WEIR_HTTP_LINE_CAP];
 	__u8 host[WEIR_HTTP_HOST_CAP];
 	__u8 hdrs[WEIR_HTTP_HDRS_CAP]; /* last: loaded only when hdrs_len says it holds something */
