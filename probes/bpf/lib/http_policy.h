@@ -413,8 +413,6 @@ static __always_inline void l7_parties(struct verdict_ctx *v, const struct weir_
 	tracked_parties(v, e, dir, e->policy_gen & 1);
 }
 
-/* A request or response head completed (called by the byte loop, global: verified once).
- * Decides a request and reports it; reports a response. Returns 1 when the request is denied. */
 /* A response's status line is read. When it is the final response (not 1xx) to the only
  * request outstanding, it is reported now and the rest of it is skipped: the response side
  * resumes where the next request's first segment says the client has read up to
@@ -450,6 +448,8 @@ __attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
 	return 1;
 }
 
+/* A request or response head completed (called by the byte loop, global: verified once).
+ * Decides a request and reports it; reports a response. Returns 1 when the request is denied. */
 __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 {
 	struct http_scratch *sc;
