@@ -370,17 +370,20 @@ mod tests {
         );
     }
 
+    /// The required flags.
+    const BASE: [&str; 7] = [
+        "weir-agent",
+        "--node-name",
+        "n",
+        "--state-dir",
+        "/s",
+        "--policy-dir",
+        "/p",
+    ];
+
     #[test]
     fn flow_headers_are_lower_cased_names_from_flags_or_a_yaml_list() {
-        let base = [
-            "weir-agent",
-            "--node-name",
-            "n",
-            "--state-dir",
-            "/s",
-            "--policy-dir",
-            "/p",
-        ];
+        let base = BASE;
         let cfg = AgentConfig::load(base.iter().copied().chain([
             "--http-flow-headers",
             "Content-Type,x-request-id,content-type",
@@ -424,16 +427,7 @@ mod tests {
 
     #[test]
     fn listen_address_accepts_the_hubble_style_port_only_form() {
-        let mut cfg = AgentConfig::load([
-            "weir-agent",
-            "--node-name",
-            "n",
-            "--state-dir",
-            "/s",
-            "--policy-dir",
-            "/p",
-        ])
-        .unwrap();
+        let mut cfg = AgentConfig::load(BASE).unwrap();
         assert_eq!(
             cfg.tcp_address().unwrap(),
             Some("[::]:4244".parse().unwrap())

@@ -1331,6 +1331,60 @@ fn calls_from(s: &Setup, from: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// Makes `before` then `after` (the catalog client's call lists) from `from` to `addr` on one
+/// client connection, and runs `between` once the server has seen `before`'s first call: the
+/// way to change something under an open connection. Returns every call's outcome.
+fn across(
+    lab: &Lab,
+    from: &str,
+    addr: SocketAddr,
+    (before, after): (&str, &str),
+    between: impl FnOnce(),
+) -> Vec<weir_lab::CatalogCall> {
+    static CUES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CUES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cue = lab.run_dir().join(format!("cue-{n}"));
+    let calls = format!("{before},wait:{},{after}", cue.display());
+    let seen = lab.grpc_calls("catalog-0", addr.port()).unwrap().len();
+    std::thread::scope(|scope| {
+        let client = scope.spawn(|| lab.catalog_calls(from, addr, &calls, HTTP));
+        let start = Instant::now();
+        while lab.grpc_calls("catalog-0", addr.port()).unwrap().len() <= seen {
+            assert!(
+                start.elapsed() < WAIT,
+                "{from}'s first call ({before}) never reached the server"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        between();
+        std::fs::write(&cue, b"").unwrap();
+        client.join().unwrap().unwrap()
+    })
+}
+
+/// Replaces a policy file and waits until the agent applied it.
+fn replace_policy(s: &Setup, name: &str, text: &str) {
+    let revision = s.policy().revision;
+    write_policy(&s.lab.policy_dir(), name, text);
+    s.wait_policy(|p| p.revision > revision);
+}
+
+/// Restarts the agent and checks that reco's calls are decided again: GetProduct allowed,
+/// UpdateStock denied.
+fn restart_and_check_served(s: &mut Setup, catalog: SocketAddr) {
+    s.agent.restart().expect("restart the agent");
+    s.agent.wait_ready().unwrap();
+    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
+    let got = s
+        .lab
+        .catalog_calls("reco-0", catalog, "get:3,update:3", HTTP)
+        .unwrap();
+    assert_eq!(
+        outcomes(&got),
+        [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
+    );
+}
+
 fn grpc_status_of(f: &Flow) -> Option<&str> {
     http_of(f)
         .headers
@@ -1493,60 +1547,35 @@ fn grpc_rules_apply_per_call_through_the_agents_proxy() {
     // Fail closed: with the agent killed, its listener is gone: a connection open at that
     // moment ends, a new one is dropped, and no call reaches the server. A restarted agent
     // serves again.
-    let cue = s.lab.run_dir().join("agent-killed");
-    let calls = format!("get:3,wait:{},get:3", cue.display());
     let (lab, agent) = (&s.lab, &mut s.agent);
-    let got = std::thread::scope(|scope| {
-        let client = scope.spawn(|| lab.catalog_calls("reco-0", catalog, &calls, HTTP));
-        let start = Instant::now();
-        while lab.grpc_calls("catalog-0", 50051).unwrap().len() < 5 {
-            assert!(
-                start.elapsed() < WAIT,
-                "the open connection's first call never arrived"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    let got = across(lab, "reco-0", catalog, ("get:3", "get:3"), || {
         agent.kill(Signal::SIGKILL).unwrap();
         agent
             .wait_exit(Duration::from_secs(10))
             .expect("agent did not die");
-        std::fs::write(&cue, b"").unwrap();
-        client.join().unwrap().unwrap()
     });
     assert_eq!(got[0].status, "OK", "{got:?}");
     assert_ne!(got[1].status, "OK", "{got:?}");
     let got = call("reco-0", catalog, "get:3");
     assert_ne!(got[0].status, "OK", "{got:?}");
     assert_eq!(calls_from(&s, "reco-0").len(), 4, "no call may pass");
-    s.agent.restart().expect("restart the agent");
-    s.agent.wait_ready().unwrap();
-    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
-    let got = call("reco-0", catalog, "get:3,update:3");
-    assert_eq!(
-        outcomes(&got),
-        [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
-    );
+    restart_and_check_served(&mut s, catalog);
 
     // A proxied connection outlives its CT entries (evicted, or collected after a long
     // silence): each hook that misses recognises it by the proxy socket holding its tuple.
-    let cue = s.lab.run_dir().join("ct-forgotten");
-    let calls = format!("get:2,wait:{},get:2,update:2", cue.display());
-    let before = s.lab.grpc_calls("catalog-0", 50051).unwrap().len();
-    let got = std::thread::scope(|scope| {
-        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
-        let start = Instant::now();
-        while s.lab.grpc_calls("catalog-0", 50051).unwrap().len() <= before {
-            assert!(start.elapsed() < WAIT, "the first call never arrived");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let forgotten = forget_connections(&s, 50051);
-        assert!(
-            forgotten >= 2,
-            "the client's and the server's entries: {forgotten}"
-        );
-        std::fs::write(&cue, b"").unwrap();
-        client.join().unwrap().unwrap()
-    });
+    let got = across(
+        &s.lab,
+        "reco-0",
+        catalog,
+        ("get:2", "get:2,update:2"),
+        || {
+            let forgotten = forget_connections(&s, 50051);
+            assert!(
+                forgotten >= 2,
+                "the client's and the server's entries: {forgotten}"
+            );
+        },
+    );
     assert_eq!(
         outcomes(&got),
         [
@@ -1723,40 +1752,13 @@ fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
         .expect("the client reports the failure");
     assert_ne!(got[0].status, "OK", "{got:?}");
     assert_eq!(calls_from(&s, "reco-0").len(), 4, "no call may pass");
-    s.agent.restart().expect("restart the agent");
-    s.agent.wait_ready().unwrap();
-    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
-    let got = s
-        .lab
-        .catalog_calls("reco-0", catalog, "get:3,update:3", HTTP)
-        .unwrap();
-    assert_eq!(
-        outcomes(&got),
-        [("GetProduct", "OK"), ("UpdateStock", "PERMISSION_DENIED")]
-    );
+    restart_and_check_served(&mut s, catalog);
 
     // A connection handed over at the device stays with the proxy when its port's rules stop
     // being gRPC rules (replaced by an L4 allow): its next call is decided by the new policy,
     // rather than its packets reaching the server behind the proxy's back (and stalling).
-    let cue = s.lab.run_dir().join("rules-changed");
-    let calls = format!("get:1,wait:{},update:1:-1", cue.display());
-    let before = s.lab.grpc_calls("catalog-0", 50051).unwrap().len();
-    let revision = s.policy().revision;
-    let got = std::thread::scope(|scope| {
-        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
-        let start = Instant::now();
-        while s.lab.grpc_calls("catalog-0", 50051).unwrap().len() <= before {
-            assert!(start.elapsed() < WAIT, "the first call never arrived");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        write_policy(
-            &s.lab.policy_dir(),
-            "catalog-grpc-policy.yaml",
-            CATALOG_L4_POLICY,
-        );
-        s.wait_policy(|p| p.revision > revision);
-        std::fs::write(&cue, b"").unwrap();
-        client.join().unwrap().unwrap()
+    let got = across(&s.lab, "reco-0", catalog, ("get:1", "update:1:-1"), || {
+        replace_policy(&s, "catalog-grpc-policy.yaml", CATALOG_L4_POLICY)
     });
     assert_eq!(
         outcomes(&got),
@@ -1776,25 +1778,9 @@ fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
     // The other way round: a direct connection (opened under the L4 allow) when gRPC rules
     // return is reset at the device, as a local client's is at its own hook, so the client
     // learns at once instead of retransmitting into drops.
-    let cue = s.lab.run_dir().join("grpc-rules-back");
-    let calls = format!("get:1,wait:{},get:2", cue.display());
     let seen_before = calls_from(&s, "reco-0").len();
-    let revision = s.policy().revision;
-    let got = std::thread::scope(|scope| {
-        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
-        let start = Instant::now();
-        while calls_from(&s, "reco-0").len() <= seen_before {
-            assert!(start.elapsed() < WAIT, "the first call never arrived");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        write_policy(
-            &s.lab.policy_dir(),
-            "catalog-grpc-policy.yaml",
-            CATALOG_GRPC_POLICY,
-        );
-        s.wait_policy(|p| p.revision > revision);
-        std::fs::write(&cue, b"").unwrap();
-        client.join().unwrap().unwrap()
+    let got = across(&s.lab, "reco-0", catalog, ("get:1", "get:2"), || {
+        replace_policy(&s, "catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)
     });
     assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
     // grpcio reports UNAVAILABLE, or makes the call again on a new connection (through the
@@ -1895,32 +1881,17 @@ fn a_connection_older_than_its_grpc_rules_is_reset() {
     }
     let s = Setup::new("r", &[("catalog.yaml", CATALOG_L4_POLICY)]);
     let catalog = s.addr("catalog-0", 50051, false);
-    let cue = s.lab.run_dir().join("grpc-rules-applied");
-    let calls = format!("get:1,wait:{},get:2", cue.display());
-    std::thread::scope(|scope| {
-        let client = scope.spawn(|| s.lab.catalog_calls("reco-0", catalog, &calls, HTTP));
-        // The first call made it over a direct connection.
-        let start = Instant::now();
-        while calls_from(&s, "reco-0").is_empty() {
-            assert!(
-                start.elapsed() < WAIT,
-                "the first call never reached the server"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let before = s.policy().revision;
-        write_policy(&s.lab.policy_dir(), "catalog.yaml", CATALOG_GRPC_POLICY);
-        s.wait_policy(|p| p.revision > before);
-        std::fs::write(&cue, b"").unwrap();
-        let got = client.join().unwrap().unwrap();
-        // The old connection is reset (grpcio reports UNAVAILABLE, or makes the call again on
-        // a new connection when it knows the call was not sent).
-        assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
-        assert!(
-            ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
-            "{got:?}"
-        );
+    // The first call goes over a direct connection; then the rules become gRPC rules.
+    let got = across(&s.lab, "reco-0", catalog, ("get:1", "get:2"), || {
+        replace_policy(&s, "catalog.yaml", CATALOG_GRPC_POLICY)
     });
+    // The old connection is reset (grpcio reports UNAVAILABLE, or makes the call again on a
+    // new connection when it knows the call was not sent).
+    assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
+    assert!(
+        ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
+        "{got:?}"
+    );
     // A new connection goes through the proxy and is decided by the rules. (A new client: the
     // old channel may still be backing off after the reset.)
     let got = s

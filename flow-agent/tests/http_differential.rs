@@ -420,16 +420,9 @@ fn check_case(
             flow.push(name);
         }
     }
-    let mut compiled = base.clone();
-    let tables = build_tables(&set, &flow).map_err(|e| format!("seed {seed}: tables: {e}"))?;
-    if !tables.flow_headers {
+    if !enforce(h, base, local, &set, &flow).map_err(|e| format!("seed {seed}: {e}"))? {
         flow.clear();
     }
-    compiled.http_rule_sets.insert(1, set.clone());
-    compiled.http_tables.insert(1, tables);
-    h.writer
-        .apply(&compiled, local)
-        .map_err(|e| format!("seed {seed}: apply: {e}"))?;
     let mut rng = Rng(seed);
     let mut checked = 0;
     let mut captured = 0;
@@ -461,14 +454,9 @@ fn check_case(
     Ok((checked, captured))
 }
 
-/// Segments full of the smallest fields: every byte changes the parser's field, so these take
-/// the most steps a segment can need; they must be parsed, not refused for the step budget.
-fn check_dense_segments(
-    h: &mut Harness,
-    base: &CompiledPolicy,
-    local: &[LocalEndpoint<'_>],
-) -> Result<usize, String> {
-    let set = HttpRuleSet {
+/// A rule set of one rule, as the test's policy's.
+fn one_rule(rule: weir_policy::http::HttpMatch) -> HttpRuleSet {
+    HttpRuleSet {
         rules: vec![weir_policy::http::HttpRuleEntry {
             policy: weir_policy::compiled::PolicyRef {
                 kind: "CiliumNetworkPolicy".into(),
@@ -476,21 +464,46 @@ fn check_dense_segments(
                 name: "http-diff".into(),
             },
             location: "spec.ingress[0].toPorts[0].rules.http[0]".into(),
-            rule: weir_policy::http::HttpMatch {
-                method: Some("GET".into()),
-                ..Default::default()
-            },
+            rule,
         }],
-    };
+    }
+}
+
+/// Enforces `set` as the server's port-80 rule set, with `flow` headers captured; returns
+/// whether they fit its tables.
+fn enforce(
+    h: &mut Harness,
+    base: &CompiledPolicy,
+    local: &[LocalEndpoint<'_>],
+    set: &HttpRuleSet,
+    flow: &[String],
+) -> Result<bool, String> {
+    let mut compiled = base.clone();
+    let tables = build_tables(set, flow).map_err(|e| format!("tables: {e}"))?;
+    let captured = tables.flow_headers;
+    compiled.http_rule_sets.insert(1, set.clone());
+    compiled.http_tables.insert(1, tables);
+    h.writer
+        .apply(&compiled, local)
+        .map_err(|e| format!("apply: {e}"))?;
+    Ok(captured)
+}
+
+/// Segments full of the smallest fields: every byte changes the parser's field, so these take
+/// the most steps a segment can need; they must be parsed, not refused for the step budget.
+fn check_dense_segments(
+    h: &mut Harness,
+    base: &CompiledPolicy,
+    local: &[LocalEndpoint<'_>],
+) -> Result<usize, String> {
+    let set = one_rule(weir_policy::http::HttpMatch {
+        method: Some("GET".into()),
+        ..Default::default()
+    });
     let apply = |h: &mut Harness, flow: &[String]| {
-        let mut compiled = base.clone();
-        compiled.http_rule_sets.insert(1, set.clone());
-        let tables = build_tables(&set, flow).map_err(|e| e.to_string())?;
-        assert!(tables.flow_headers || flow.is_empty());
-        compiled.http_tables.insert(1, tables);
-        h.writer
-            .apply(&compiled, local)
-            .map_err(|e| format!("apply: {e}"))
+        let captured = enforce(h, base, local, &set, flow)?;
+        assert!(captured || flow.is_empty());
+        Ok::<_, String>(())
     };
     let mut checked = 0;
     let flow = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
@@ -596,25 +609,8 @@ fn check_responses(
     base: &CompiledPolicy,
     local: &[LocalEndpoint<'_>],
 ) -> Result<usize, String> {
-    let set = HttpRuleSet {
-        rules: vec![weir_policy::http::HttpRuleEntry {
-            policy: weir_policy::compiled::PolicyRef {
-                kind: "CiliumNetworkPolicy".into(),
-                namespace: "default".into(),
-                name: "http-diff".into(),
-            },
-            location: "spec.ingress[0].toPorts[0].rules.http[0]".into(),
-            rule: weir_policy::http::HttpMatch::default(),
-        }],
-    };
-    let mut compiled = base.clone();
-    compiled.http_rule_sets.insert(1, set.clone());
-    compiled
-        .http_tables
-        .insert(1, build_tables(&set, &[]).map_err(|e| e.to_string())?);
-    h.writer
-        .apply(&compiled, local)
-        .map_err(|e| format!("apply: {e}"))?;
+    let set = one_rule(weir_policy::http::HttpMatch::default());
+    enforce(h, base, local, &set, &[])?;
 
     let body = vec![b'x'; 5000];
     let long_head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".to_vec();
