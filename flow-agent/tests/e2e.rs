@@ -1362,6 +1362,17 @@ fn across(
     })
 }
 
+/// The first call went through; the connection was then reset: grpcio reports UNAVAILABLE, or
+/// makes the call again on a new connection when it knows the call was not sent (not
+/// DEADLINE_EXCEEDED, which a connection left to retransmit into drops would give).
+fn assert_reset_between(got: &[weir_lab::CatalogCall]) {
+    assert_eq!(outcomes(got)[0], ("GetProduct", "OK"), "{got:?}");
+    assert!(
+        ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
+        "{got:?}"
+    );
+}
+
 /// Replaces a policy file and waits until the agent applied it.
 fn replace_policy(s: &Setup, name: &str, text: &str) {
     let revision = s.policy().revision;
@@ -1782,13 +1793,7 @@ fn grpc_clients_on_another_node_go_through_the_servers_proxy() {
     let got = across(&s.lab, "reco-0", catalog, ("get:1", "get:2"), || {
         replace_policy(&s, "catalog-grpc-policy.yaml", CATALOG_GRPC_POLICY)
     });
-    assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
-    // grpcio reports UNAVAILABLE, or makes the call again on a new connection (through the
-    // proxy) when it knows the call was not sent; not DEADLINE_EXCEEDED.
-    assert!(
-        ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
-        "{got:?}"
-    );
+    assert_reset_between(&got);
     let seen = calls_from(&s, "reco-0");
     let old = seen[seen_before].1;
     assert!(
@@ -1885,13 +1890,7 @@ fn a_connection_older_than_its_grpc_rules_is_reset() {
     let got = across(&s.lab, "reco-0", catalog, ("get:1", "get:2"), || {
         replace_policy(&s, "catalog.yaml", CATALOG_GRPC_POLICY)
     });
-    // The old connection is reset (grpcio reports UNAVAILABLE, or makes the call again on a
-    // new connection when it knows the call was not sent).
-    assert_eq!(outcomes(&got)[0], ("GetProduct", "OK"), "{got:?}");
-    assert!(
-        ["UNAVAILABLE", "OK"].contains(&got[1].status.as_str()),
-        "{got:?}"
-    );
+    assert_reset_between(&got);
     // A new connection goes through the proxy and is decided by the rules. (A new client: the
     // old channel may still be backing off after the reset.)
     let got = s

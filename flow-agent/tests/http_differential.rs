@@ -286,51 +286,37 @@ impl Harness {
         out
     }
 
-    /// A segment the server sends on the current connection (its hook's egress).
-    fn send_reply(&mut self, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> u32 {
-        let frame = testrun::tcp_segment(
-            self.server,
-            self.client,
-            80,
-            self.sport,
-            flags,
-            seq,
-            ack,
-            payload,
-        );
-        let prog = self.dp.program(Hook::FromContainer).unwrap();
+    /// A segment on the current connection, from the client (the server's `to_container`) or
+    /// from the server (its `from_container`); returns the program's verdict.
+    fn segment(&mut self, from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> u32 {
+        let (src, dst, sport, dport, hook) = if from_client {
+            (self.client, self.server, self.sport, 80, Hook::ToContainer)
+        } else {
+            (
+                self.server,
+                self.client,
+                80,
+                self.sport,
+                Hook::FromContainer,
+            )
+        };
+        let frame = testrun::tcp_segment(src, dst, sport, dport, flags, seq, ack, payload);
+        let prog = self.dp.program(hook).unwrap();
         testrun::run(prog, &frame, self.server_if, 1).unwrap().0
+    }
+
+    /// A segment the server sends.
+    fn send_reply(&mut self, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> u32 {
+        self.segment(false, flags, seq, ack, payload)
     }
 
     /// A segment the client sends with an explicit acknowledgment number.
     fn send_acking(&mut self, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> u32 {
-        let frame = testrun::tcp_segment(
-            self.client,
-            self.server,
-            self.sport,
-            80,
-            flags,
-            seq,
-            ack,
-            payload,
-        );
-        let prog = self.dp.program(Hook::ToContainer).unwrap();
-        testrun::run(prog, &frame, self.server_if, 1).unwrap().0
+        self.segment(true, flags, seq, ack, payload)
     }
 
     fn send(&mut self, flags: u8, seq: u32, payload: &[u8]) -> u32 {
-        let frame = testrun::tcp_segment(
-            self.client,
-            self.server,
-            self.sport,
-            80,
-            flags,
-            seq,
-            1,
-            payload,
-        );
-        let prog = self.dp.program(Hook::ToContainer).unwrap();
-        testrun::run(prog, &frame, self.server_if, 1).unwrap().0
+        self.segment(true, flags, seq, 1, payload)
     }
 
     /// One connection: SYN, then `bytes` in `cuts`. Returns the kernel's request reports.
