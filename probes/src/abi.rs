@@ -369,6 +369,8 @@ pub const HP_CAPTURE: u8 = 0x20;
 pub const HP_SKIP: u8 = 0x40;
 pub const L7_REQUEST: u8 = 1;
 pub const L7_RESPONSE: u8 = 2;
+/// A response record: [`L7Event`] up to `line`.
+pub const L7_RESPONSE_LEN: usize = 128;
 /// `weir_l7_event.rule` when no rule allowed the request.
 pub const L7_NO_RULE: u32 = u32::MAX;
 
@@ -493,6 +495,15 @@ impl L7Event {
     /// Decodes an L7 ring-buffer record (type `EVENT_L7`).
     pub fn decode(bytes: &[u8]) -> Result<L7Event, DecodeError> {
         let need = size_of::<L7Event>();
+        if bytes.len() >= L7_RESPONSE_LEN
+            && bytes.len() < need
+            && bytes[offset_of!(L7Event, l7_type)] == L7_RESPONSE
+        {
+            // A response record: the rest (request line, Host, header values) is empty.
+            let mut full = [0u8; size_of::<L7Event>()];
+            full[..L7_RESPONSE_LEN].copy_from_slice(&bytes[..L7_RESPONSE_LEN]);
+            return L7Event::decode(&full);
+        }
         if bytes.len() < need {
             return Err(DecodeError::Truncated {
                 r#type: EVENT_L7,
@@ -689,6 +700,7 @@ const _: () = {
     assert!(size_of::<HttpDfa>() == 18696);
     assert!(size_of::<HttpSet>() == 648);
     assert!(size_of::<L7Event>() == 576);
+    assert!(std::mem::offset_of!(L7Event, line) == L7_RESPONSE_LEN);
     assert!(size_of::<HttpParser>() == 64);
     assert!(size_of::<HttpConn>() == 664);
     assert!(size_of::<DropAgg>() == 16);

@@ -284,6 +284,7 @@ fn constants_match_the_header() {
         ("WEIR_HTTP_LINE_CAP", abi::HTTP_LINE_CAP as i64),
         ("WEIR_HTTP_HOST_CAP", abi::HTTP_HOST_CAP as i64),
         ("WEIR_HTTP_HDRS_CAP", abi::HTTP_HDRS_CAP as i64),
+        ("WEIR_L7_RESPONSE_LEN", abi::L7_RESPONSE_LEN as i64),
         ("WEIR_HTTP_HDR_MARK", abi::HTTP_HDR_MARK as i64),
         ("WEIR_HTTP_HDR_END", abi::HTTP_HDR_END as i64),
         ("WEIR_HTTP_CAPTURE_SHIFT", abi::HTTP_CAPTURE_SHIFT as i64),
@@ -345,4 +346,40 @@ fn event_round_trips_through_bytes_and_rejects_bad_records() {
         abi::FlowEvent::decode(&bad).unwrap_err().to_string(),
         "event type 4 has unknown version 9"
     );
+}
+
+#[test]
+fn a_response_record_decodes_from_its_short_form() {
+    use weir_probes::abi::{DecodeError, L7Event};
+
+    let mut zero = vec![0u8; std::mem::size_of::<L7Event>()];
+    zero[0] = abi::EVENT_L7;
+    zero[1] = abi::EVENT_VERSION;
+    let mut ev = L7Event::decode(&zero).unwrap();
+    ev.l7_type = abi::L7_RESPONSE;
+    ev.status = 204;
+    ev.number = 7;
+    ev.line[0] = b'x';
+    let bytes = ev.to_bytes();
+    // The datapath writes a response's first L7_RESPONSE_LEN bytes only.
+    let short = L7Event::decode(&bytes[..abi::L7_RESPONSE_LEN]).unwrap();
+    assert_eq!(
+        (short.l7_type, short.status, short.number),
+        (abi::L7_RESPONSE, 204, 7)
+    );
+    assert_eq!(
+        short.line[0], 0,
+        "what a response record does not carry is empty"
+    );
+    // A request must be whole, and so must a response's own fields.
+    ev.l7_type = abi::L7_REQUEST;
+    let request = ev.to_bytes();
+    assert!(matches!(
+        L7Event::decode(&request[..abi::L7_RESPONSE_LEN]),
+        Err(DecodeError::Truncated { .. })
+    ));
+    assert!(matches!(
+        L7Event::decode(&bytes[..abi::L7_RESPONSE_LEN - 1]),
+        Err(DecodeError::Truncated { .. })
+    ));
 }

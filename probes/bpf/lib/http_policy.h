@@ -59,9 +59,9 @@ static __always_inline __u64 http_allowed(const struct http_scratch *sc)
 	return ps->method_mask & ps->path_mask & set->rule_bits & ~failed;
 }
 
-/* Reports a request or response; the flow part comes from the packet's template. */
-static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type, __u8 verdict, __u16 drop_reason,
-				    __u32 rule, __u32 number, __u16 status, __u64 latency, __u64 now)
+/* Reports a request; the flow part comes from the packet's template. */
+static __always_inline void emit_l7(const struct http_scratch *sc, __u8 verdict, __u16 drop_reason, __u32 rule,
+				    __u32 number, __u16 status, __u64 now)
 {
 	struct weir_l7_event *ev;
 
@@ -74,34 +74,57 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 l7_type,
 	ev->flow.verdict = verdict;
 	ev->flow.drop_reason = drop_reason;
 	ev->flow.ts_boot_ns = now;
-	ev->l7_type = l7_type;
+	ev->l7_type = WEIR_L7_REQUEST;
 	ev->version = sc->conn.version;
 	ev->status = status;
 	ev->l7_set = sc->l7_set;
 	ev->rule = rule;
 	ev->number = number;
-	ev->latency_ns = latency;
+	ev->latency_ns = 0;
 	ev->method_len = sc->conn.method_len;
 	__builtin_memset(ev->reserved_0, 0, sizeof(ev->reserved_0));
-	if (l7_type == WEIR_L7_REQUEST) {
-		ev->line_len = sc->conn.line_len;
-		ev->host_len = sc->conn.host_len;
-		ev->hdrs_len = sc->conn.hdrs_len;
-		__builtin_memcpy(ev->line, sc->conn.line, sizeof(ev->line));
-		__builtin_memcpy(ev->host, sc->conn.host, sizeof(ev->host));
-	} else {
-		ev->line_len = 0;
-		ev->host_len = 0;
-		ev->hdrs_len = 0;
-		__builtin_memset(ev->line, 0, sizeof(ev->line));
-		__builtin_memset(ev->host, 0, sizeof(ev->host));
-	}
+	ev->line_len = sc->conn.line_len;
+	ev->host_len = sc->conn.host_len;
+	ev->hdrs_len = sc->conn.hdrs_len;
+	__builtin_memcpy(ev->line, sc->conn.line, sizeof(ev->line));
+	__builtin_memcpy(ev->host, sc->conn.host, sizeof(ev->host));
 	/* Ring-buffer memory is not zeroed: the bytes past hdrs_len are written too. */
 	if (ev->hdrs_len)
 		__builtin_memcpy(ev->hdrs, sc->conn.hdrs, sizeof(ev->hdrs));
 	else
 		__builtin_memset(ev->hdrs, 0, sizeof(ev->hdrs));
 	submit_event(ev, sizeof(*ev));
+}
+
+/* Reports a response: a record of WEIR_L7_RESPONSE_LEN bytes, the event up to its request
+ * fields (the agent takes the method and URL from the request). */
+static __always_inline void emit_l7_response(const struct http_scratch *sc, __u32 number, __u16 status,
+					     __u64 latency, __u64 now)
+{
+	struct weir_l7_event *ev;
+
+	ev = bpf_ringbuf_reserve(&weir_events, WEIR_L7_RESPONSE_LEN, 0);
+	if (!ev) {
+		count_lost();
+		return;
+	}
+	__builtin_memcpy(&ev->flow, &sc->tmpl, sizeof(ev->flow));
+	ev->flow.verdict = WEIR_VERDICT_ALLOWED;
+	ev->flow.drop_reason = 0;
+	ev->flow.ts_boot_ns = now;
+	ev->l7_type = WEIR_L7_RESPONSE;
+	ev->version = sc->conn.version;
+	ev->status = status;
+	ev->l7_set = sc->l7_set;
+	ev->rule = 0xffffffff;
+	ev->number = number;
+	ev->latency_ns = latency;
+	ev->line_len = 0;
+	ev->host_len = 0;
+	ev->method_len = 0;
+	ev->hdrs_len = 0;
+	__builtin_memset(ev->reserved_0, 0, sizeof(ev->reserved_0));
+	submit_event(ev, WEIR_L7_RESPONSE_LEN);
 }
 
 /* The status a denied request's event reports: 403 when the datapath answers it (http_deny's
@@ -442,7 +465,7 @@ __attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
 	idx = number & (WEIR_HTTP_PENDING - 1);
 	now = bpf_ktime_get_boot_ns();
 	latency = now - sc->conn.pending_ts[idx];
-	emit_l7(sc, WEIR_L7_RESPONSE, WEIR_VERDICT_ALLOWED, 0, 0xffffffff, number, status, latency, now);
+	emit_l7_response(sc, number, status, latency, now);
 	sc->conn.responses = number + 1;
 	ps->flags |= WEIR_HP_SKIP;
 	return 1;
@@ -476,11 +499,11 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 			sc->conn.pending_head_flags &= ~(1 << idx);
 		if (!allowed) {
 			sc->deny_number = number;
-			emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, WEIR_DROP_POLICY_DENIED, 0xffffffff, number,
-				deny_status(sc, number), 0, now);
+			emit_l7(sc, WEIR_VERDICT_DENIED, WEIR_DROP_POLICY_DENIED, 0xffffffff, number, deny_status(sc, number),
+				now);
 			return 1;
 		}
-		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_ALLOWED, 0, lowest_bit(allowed), number, 0, 0, now);
+		emit_l7(sc, WEIR_VERDICT_ALLOWED, 0, lowest_bit(allowed), number, 0, now);
 		sc->allowed_here += 1;
 		body_phase(ps);
 		return 0;
@@ -498,7 +521,7 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 
 			if (number < sc->conn.requests)
 				latency = now - sc->conn.pending_ts[idx];
-			emit_l7(sc, WEIR_L7_RESPONSE, WEIR_VERDICT_ALLOWED, 0, 0xffffffff, number, status, latency, now);
+			emit_l7_response(sc, number, status, latency, now);
 			sc->conn.responses = number + 1;
 			no_body = ((sc->conn.pending_head_flags >> idx) & 1) || status == 204 || status == 304;
 		}
@@ -705,8 +728,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 
 		sc->conn.requests = number + 1;
 		sc->deny_number = number;
-		emit_l7(sc, WEIR_L7_REQUEST, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), 0,
-			bpf_ktime_get_boot_ns());
+		emit_l7(sc, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), bpf_ktime_get_boot_ns());
 	}
 	conn_store(key, &sc->conn, reply, 0);
 	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq);

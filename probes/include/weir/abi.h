@@ -378,6 +378,9 @@ struct weir_http_conn {
 /* L7 record types (Hubble's L7FlowType). */
 #define WEIR_L7_REQUEST  1
 #define WEIR_L7_RESPONSE 2
+/* A response record is struct weir_l7_event up to `line` (it carries no request line, Host or
+ * header values): this many bytes. */
+#define WEIR_L7_RESPONSE_LEN 128
 
 /* An HTTP request or response (type WEIR_EVENT_L7). The flow part is that of the connection in
  * the packet's direction; rule_set is the policy rule set of the connection. */
