@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use aya::maps::{MapData, RingBuf};
 use common::Netns;
 use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, MapWriter};
-use weir_flow_agent::testrun::{self, TC_ACT_OK};
+use weir_flow_agent::testrun::{self, TC_ACT_OK, TC_ACT_SHOT};
 use weir_policy::compiled::CompiledPolicy;
 use weir_policy::http::{HttpRequest, HttpRuleSet, Invalid, RequestStream, build_tables};
 use weir_policy::testgen::{encode_request, random_http_case};
@@ -355,6 +355,12 @@ impl Harness {
             self.send(flags, seq, payload);
         }
         let reports = self.drain();
+        self.forget();
+        reports
+    }
+
+    /// Removes the current connection's CT entry (its ports come round again).
+    fn forget(&mut self) {
         let mut key = CtKey {
             sport: self.sport,
             dport: 80,
@@ -369,7 +375,6 @@ impl Harness {
             key.daddr[..4].copy_from_slice(&s.octets());
         }
         let _ = self.writer.ct().remove(&key);
-        reports
     }
 }
 
@@ -561,6 +566,19 @@ fn check_dense_segments(
         ));
     }
     apply(h, &[])?;
+    checked += 1;
+
+    // Data on a SYN (TCP Fast Open) is refused: it would reach the server before the parser.
+    h.sport = 1024 + (h.sport + 1) % 8;
+    h.drain();
+    let verdict = h.send(TCP_SYN, 7000, b"DELETE / HTTP/1.1\r\n\r\n");
+    let events = h.drain();
+    h.forget();
+    if verdict != TC_ACT_SHOT || !events.is_empty() {
+        return Err(format!(
+            "a SYN with a request: verdict {verdict}, request events {events:?}"
+        ));
+    }
     checked += 1;
 
     // A SYN inside an established connection (here far ahead of it) must not move where parsing

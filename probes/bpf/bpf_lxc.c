@@ -251,7 +251,13 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			proxy = 1;
 		else if (r.proxy && (p.tcp_flags & TCP_RST))
 			return TC_ACT_OK; /* a RST opens nothing: let it end a connection older than the rules */
-		else if (r.proxy)
+		else if (r.proxy && midstream(&p)) {
+			/* A connection older than the port's gRPC rules from a client whose hook could
+			 * not hand it over (another node's, outside the cluster): reset both sides. (A
+			 * reply to the endpoint's own connection matched its CT entry before this.) */
+			ct_key_fwd(&key, &p, dir, ifindex);
+			return proxy_refuse(skb, &p, &v, &key, now, dir);
+		} else if (r.proxy)
 			return drop(&p, &v, WEIR_DROP_PROXY_UNSUPPORTED, dir, now, &key);
 	}
 
@@ -293,7 +299,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	/* To the proxy: mid-stream, with no proxy socket for it, a connection that began before its
 	 * port's rules were gRPC rules (or whose proxy is gone) cannot be handed over now. */
 	if (proxy && dir == WEIR_DIR_EGRESS && midstream(&p) && !p.was_proxied && !has_socket)
-		return proxy_refuse(skb, &p, &v, &key, now);
+		return proxy_refuse(skb, &p, &v, &key, now, dir);
 	if (dir == WEIR_DIR_INGRESS || !remote_local || proxy) {
 		v.obs_point = dir == WEIR_DIR_INGRESS ? WEIR_OBS_TO_ENDPOINT : proxy ? WEIR_OBS_TO_PROXY : WEIR_OBS_TO_STACK;
 		emit_event(&p, &v, WEIR_EVENT_TRACE, WEIR_VERDICT_ALLOWED, 0, 1);

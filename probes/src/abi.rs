@@ -423,7 +423,7 @@ pub struct HttpParser {
     pub flags: u8,
     pub pos: u8,
     pub digits: u8,
-    pub reserved_0: [u8; 4],
+    pub skip_from: u32,
 }
 
 /// `struct weir_http_conn`.
@@ -664,7 +664,7 @@ pub const LAYOUTS: &[Layout] = &[
     layout!("weir_http_set", HttpSet, { rule_bits, slot_reqs, needs }),
     layout!("weir_http_parser", HttpParser, {
         remaining, method_mask, path_mask, seen, number, next_seq, head_len, slots, status, phase,
-        state, value_state, flags, pos, digits, reserved_0,
+        state, value_state, flags, pos, digits, skip_from,
     }),
     layout!("weir_http_conn", HttpConn, {
         req, resp, pending_ts, requests, responses, pending_head_flags, line_len, host_len,

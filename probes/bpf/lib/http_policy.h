@@ -468,6 +468,7 @@ __attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
 	emit_l7_response(sc, number, status, latency, now);
 	sc->conn.responses = number + 1;
 	ps->flags |= WEIR_HP_SKIP;
+	ps->skip_from = sc->conn.resync_seq;
 	return 1;
 }
 
@@ -599,12 +600,16 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		return reply ? TC_ACT_OK : TC_ACT_SHOT;
 	stored = bpf_map_lookup_elem(&weir_http_conn, key);
 	if (reply && stored && (stored->resp.flags & WEIR_HP_SKIP) && !(p->tcp_flags & TCP_SYN)) {
-		/* The rest of a response reported at its status line: skipped with no state loaded
-		 * or written, until a segment reaches the next response's start. */
-		__u32 next = *(volatile __u32 *)&stored->resync_seq;
+		/* The rest of a response reported at its status line: skipped with no state loaded,
+		 * only how far the server has sent (where a 403 to a request pipelined meanwhile goes),
+		 * until a segment reaches the next response's start. */
+		__u32 next = *(volatile __u32 *)&stored->resync_seq, end = p->seq + p->payload_len;
 
-		if ((__s32)(next - stored->resp.next_seq) < 0 || (__s32)(p->seq + p->payload_len - next) <= 0)
+		if (next == stored->resp.skip_from || (__s32)(end - next) <= 0) {
+			if ((__s32)(end - stored->resp.next_seq) > 0)
+				stored->resp.next_seq = end;
 			return TC_ACT_OK;
+		}
 		resync = next;
 		resyncing = 1;
 	}
@@ -627,6 +632,12 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		ps->flags &= ~WEIR_HP_SKIP;
 	}
 
+	if ((p->tcp_flags & TCP_SYN) && p->payload_len && !reply) {
+		/* Data on a SYN (TCP Fast Open) would reach the server before any parser state
+		 * exists: refused (the client sends its SYN again without data). */
+		emit_event(p, v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, WEIR_DROP_PROXY_UNSUPPORTED, 1);
+		return TC_ACT_SHOT;
+	}
 	if (p->tcp_flags & TCP_SYN) {
 		/* The SYN of a new connection starts its state afresh (nothing of an earlier connection
 		 * on the same ports carries over); the first SYN-ACK starts the responses. Any other SYN

@@ -7,8 +7,7 @@
  * the proxy's socket. Everything else is left to the next program on the device and then the
  * stack (TCX_NEXT): the endpoint's to_container polices it. Connections carry no CT entry here:
  * a handed-over connection is remembered in weir_netdev_proxy, and a mid-stream packet goes to
- * the proxy only when a proxy socket holds its tuple; one to a proxied port without such a
- * socket is refused with a RST to both sides. */
+ * the proxy only when a proxy socket holds its tuple. */
 #ifndef WEIR_NETDEV_H
 #define WEIR_NETDEV_H
 
@@ -32,7 +31,6 @@ static __always_inline int handle_netdev(struct __sk_buff *skb)
 	struct weir_ct_key key;
 	struct pkt p;
 	__u32 zero = 0, gen = 0, src_id, one = 1, count;
-	struct http_scratch *sc;
 	__u8 slot;
 	int reason, proxied;
 
@@ -68,26 +66,10 @@ static __always_inline int handle_netdev(struct __sk_buff *skb)
 			mark_to_proxy(skb);
 			return TC_ACT_OK;
 		}
-		if (!proxied || (p.tcp_flags & TCP_RST))
-			return NETDEV_NEXT;
-		/* A connection to a proxied port that no proxy socket holds: it began before the
-		 * port's rules were gRPC rules (or its proxy is gone). Refused as a local client's
-		 * hook refuses it: the client gets a RST back out of this device, the packet becomes
-		 * a RST to the server (which the server's hook lets through). */
-		v.obs_point = WEIR_OBS_TO_ENDPOINT;
-		ct_key_fwd(&key, &p, WEIR_DIR_INGRESS, skb->ifindex);
-		count = drop_aggregate(&key, bpf_jiffies64());
-		if (count)
-			emit_event(&p, &v, WEIR_EVENT_DROP, WEIR_VERDICT_DENIED, WEIR_DROP_PROXY_UNSUPPORTED, count);
-		sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
-		if (!sc)
-			return TC_ACT_SHOT;
-		__builtin_memcpy(&sc->pkt, &p, sizeof(sc->pkt));
-		sc->dir = WEIR_DIR_EGRESS;
-		sc->answer = 0;
-		sc->client_seq = p.ack;
-		sc->server_seq = p.seq;
-		return weir_http_answer(skb);
+		/* No proxy socket: a connection older than the port's gRPC rules (or whose proxy is
+		 * gone). The endpoint's to_container resets it, where a reply to the endpoint's own
+		 * connection (which this hook cannot tell apart) has already matched its CT entry. */
+		return NETDEV_NEXT;
 	}
 	if (!proxied)
 		return NETDEV_NEXT;

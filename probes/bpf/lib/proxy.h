@@ -133,9 +133,11 @@ __attribute__((noinline)) int weir_proxy_assign(struct __sk_buff *skb)
  * entry sees is not a SYN and no proxy socket has its tuple): the client gets a RST, the
  * packet itself becomes a RST to the server (as for an HTTP connection older than its rules),
  * and the CT entry expires soon so the client's next connection is decided afresh. A RST from
- * the client passes unchanged. */
+ * the client passes unchanged. `dir`: the hook's, egress at a local client's from_container
+ * (the client's RST goes back to it), ingress at the server's to_container for a client
+ * elsewhere (the client's RST enters the node as if the server had sent it). */
 static __always_inline int proxy_refuse(struct __sk_buff *skb, const struct pkt *p, struct verdict_ctx *v,
-					struct weir_ct_key *key, __u64 now)
+					struct weir_ct_key *key, __u64 now, __u8 dir)
 {
 	struct http_scratch *sc;
 	struct weir_ct_entry *e;
@@ -153,7 +155,7 @@ static __always_inline int proxy_refuse(struct __sk_buff *skb, const struct pkt 
 	if (!sc)
 		return TC_ACT_SHOT;
 	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
-	sc->dir = WEIR_DIR_EGRESS;
+	sc->dir = dir;
 	sc->answer = 0;
 	sc->client_seq = p->ack;
 	sc->server_seq = p->seq;

@@ -330,7 +330,8 @@ struct weir_http_parser {
 	__u8 flags;              /* WEIR_HP_* */
 	__u8 pos;                /* position in a fixed token (version, status line) */
 	__u8 digits;
-	__u8 reserved_0[4];
+	__u32 skip_from;         /* response, WEIR_HP_SKIP: the resync_seq that was current when the
+				  * skip began (a stale one, not the next response's start) */
 };
 
 #define WEIR_HP_SYNCED    0x01 /* next_seq is known */
