@@ -502,22 +502,25 @@ impl Datapath {
 
     /// Ifindexes of devices with pinned `from_netdev` links (from this or an earlier agent).
     pub fn pinned_devices(&self) -> Vec<u32> {
-        let Some(root) = &self.pin_root else {
+        if self.pin_root.is_none() {
             return self.devices.keys().copied().collect();
+        }
+        self.pinned_links(|name| name.strip_prefix("netdev-")?.parse().ok())
+    }
+
+    /// The ifindexes `ifindex_of` reads from the names of the pinned links, sorted, once each.
+    fn pinned_links(&self, ifindex_of: impl Fn(&str) -> Option<u32>) -> Vec<u32> {
+        let Some(root) = &self.pin_root else {
+            return Vec::new();
         };
         let mut out: Vec<u32> = std::fs::read_dir(root.join("links"))
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_prefix("netdev-")?
-                    .parse()
-                    .ok()
-            })
+            .filter_map(|e| ifindex_of(e.file_name().to_str()?))
             .collect();
         out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -528,18 +531,11 @@ impl Datapath {
 
     /// Ifindexes that have pinned links (from this or an earlier agent).
     pub fn pinned_ifindexes(&self) -> Vec<u32> {
-        let Some(root) = &self.pin_root else {
+        if self.pin_root.is_none() {
             return self.attached.keys().copied().collect();
-        };
-        let mut out: Vec<u32> = std::fs::read_dir(root.join("links"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.split('-').next()?.parse().ok())
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
+        }
+        // `<ifindex>-ingress`, `<ifindex>-egress` (not `netdev-<ifindex>`).
+        self.pinned_links(|name| name.split('-').next()?.parse().ok())
     }
 
     /// Removes maps of other ABI versions (after an upgrade adopted every link).

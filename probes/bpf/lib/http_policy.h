@@ -536,6 +536,18 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 	return 0;
 }
 
+/* Resets a connection from its hook (`dir`): the client gets a RST, the packet itself becomes a
+ * RST to the server (weir_http_answer with no 403). */
+static __always_inline int reset_both(struct __sk_buff *skb, struct http_scratch *sc, const struct pkt *p, __u8 dir)
+{
+	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
+	sc->dir = dir;
+	sc->answer = 0;
+	sc->client_seq = p->ack;
+	sc->server_seq = p->seq;
+	return weir_http_answer(skb);
+}
+
 /* Writes back the part of a connection's state the packet's direction owns (its parser, and for
  * requests the pending requests and the captured line; for responses the response count): the
  * two directions run on different CPUs and must not overwrite each other's progress. In place
@@ -670,12 +682,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	if (!reply && (e->l7_flags & WEIR_CT_L7_DENIED)) {
 		/* Data after a denied request (a body, pipelined requests): the server was reset
 		 * already; reset the client too rather than let it retransmit into the void. */
-		__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
-		sc->dir = dir;
-		sc->answer = 0;
-		sc->client_seq = p->ack;
-		sc->server_seq = p->seq;
-		return weir_http_answer(skb);
+		return reset_both(skb, sc, p, dir);
 	}
 	if (reply && (ps->flags & WEIR_HP_LOST))
 		return TC_ACT_OK;

@@ -154,12 +154,7 @@ static __always_inline int proxy_refuse(struct __sk_buff *skb, const struct pkt 
 	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
 	if (!sc)
 		return TC_ACT_SHOT;
-	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
-	sc->dir = dir;
-	sc->answer = 0;
-	sc->client_seq = p->ack;
-	sc->server_seq = p->seq;
-	return weir_http_answer(skb);
+	return reset_both(skb, sc, p, dir);
 }
 
 #endif /* WEIR_PROXY_H */
