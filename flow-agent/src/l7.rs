@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use weir_probes::abi::{self, FlowEvent, L7Event};
+use weir_probes::abi::{self, DecodeError, FlowEvent, L7Event};
 
 use crate::flows::{Enrichment, FastMap, PolicyMeta, StoredFlow, event_addr};
 
@@ -55,6 +55,38 @@ pub struct HttpSetMeta {
 /// (ifindex, client address, server address, client port, server port, request number)
 type ConnKey = (u32, [u8; 16], [u8; 16], u16, u16, u32);
 
+/// Slots of [`Strings`] (a power of two).
+const STRING_SLOTS: usize = 1024;
+
+/// Recently built methods and URLs, so that requests repeating one share it instead of
+/// allocating it again: a direct-mapped cache (a string's hash picks its slot; a newer string
+/// with the same slot replaces it).
+#[derive(Debug)]
+struct Strings {
+    slots: Vec<Option<Arc<str>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for Strings {
+    fn default() -> Strings {
+        Strings {
+            slots: vec![None; STRING_SLOTS],
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+}
+
+impl Strings {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        use std::hash::BuildHasher as _;
+        let slot = &mut self.slots[self.hasher.hash_one(s) as usize & (STRING_SLOTS - 1)];
+        match slot {
+            Some(shared) if **shared == *s => shared.clone(),
+            _ => slot.insert(Arc::from(s)).clone(),
+        }
+    }
+}
+
 /// The method and URL of requests whose response has not been seen yet.
 #[derive(Debug, Default)]
 pub struct HttpJoin {
@@ -62,6 +94,9 @@ pub struct HttpJoin {
     order: VecDeque<ConnKey>,
     /// Where a URL is put together before it is shared.
     url: String,
+    strings: Strings,
+    /// The record being decoded (reused: a request record is 576 bytes).
+    event: Option<Box<L7Event>>,
 }
 
 impl HttpJoin {
@@ -72,6 +107,28 @@ impl HttpJoin {
     /// Requests awaiting their response.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Decodes an L7 ring-buffer record and appends its flow to `out`; `time` converts the
+    /// event's boot time to Unix nanoseconds.
+    pub fn record(
+        &mut self,
+        bytes: &[u8],
+        enrich: &Enrichment,
+        time: impl FnOnce(u64) -> i64,
+        out: &mut Vec<StoredFlow>,
+    ) -> Result<(), DecodeError> {
+        let mut ev = self
+            .event
+            .take()
+            .unwrap_or_else(|| Box::new(L7Event::zeroed()));
+        let decoded = ev.decode_from(bytes);
+        if decoded.is_ok() {
+            let t = time(ev.flow.ts_boot_ns);
+            self.flows(&ev, enrich, t, out);
+        }
+        self.event = Some(ev);
+        decoded
     }
 
     /// The flow of one L7 event, appended to `out`.
@@ -91,10 +148,10 @@ impl HttpJoin {
         let set = enrich.http_sets.get(&ev.l7_set);
         if ev.l7_type == abi::L7_RESPONSE {
             let key = (f.ifindex, f.daddr, f.saddr, f.dport, f.sport, ev.number);
-            let (method, url) = self
-                .pending
-                .remove(&key)
-                .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
+            let (method, url) = self.pending.remove(&key).unwrap_or_else(|| {
+                let none = self.strings.get("");
+                (none.clone(), none)
+            });
             let record = HttpRecord {
                 kind: L7Kind::Response,
                 protocol,
@@ -107,7 +164,7 @@ impl HttpJoin {
             out.push(l7_flow(enrich, f, time_unix_ns, record, None));
             return;
         }
-        let (method, url) = request_target(ev, &mut self.url);
+        let (method, url) = request_target(ev, &mut self.url, &mut self.strings);
         let denied = f.verdict == abi::VERDICT_DENIED;
         let policies = if denied {
             set.map(|s| s.policies.clone())
@@ -161,13 +218,13 @@ impl HttpJoin {
 /// The method and `http://host/path` URL of a request event (`buf` is scratch space). An
 /// absolute-form target is the URL itself; without a Host header the server's address stands for
 /// the host.
-pub fn request_target(ev: &L7Event, buf: &mut String) -> (Arc<str>, Arc<str>) {
+fn request_target(ev: &L7Event, buf: &mut String, strings: &mut Strings) -> (Arc<str>, Arc<str>) {
     let line = ev.line();
     let mlen = usize::from(ev.method_len).min(line.len());
-    let method: Arc<str> = Arc::from(&*String::from_utf8_lossy(&line[..mlen]));
+    let method = strings.get(&String::from_utf8_lossy(&line[..mlen]));
     let target = String::from_utf8_lossy(line.get(mlen + 1..).unwrap_or_default());
     if target.starts_with("http://") || target.starts_with("https://") {
-        return (method, Arc::from(&*target));
+        return (method, strings.get(&target));
     }
     buf.clear();
     buf.push_str("http://");
@@ -180,7 +237,7 @@ pub fn request_target(ev: &L7Event, buf: &mut String) -> (Arc<str>, Arc<str>) {
         };
     }
     buf.push_str(&target);
-    (method, Arc::from(buf.as_str()))
+    (method, strings.get(buf))
 }
 
 fn l7_flow(
@@ -419,16 +476,66 @@ mod tests {
     #[test]
     fn urls_without_host_or_in_absolute_form() {
         let no_host = request("GET /a", "", abi::VERDICT_ALLOWED, 0, 0);
-        let mut buf = String::new();
+        let (mut buf, mut strings) = (String::new(), Strings::default());
         assert_eq!(
-            request_target(&no_host, &mut buf),
+            request_target(&no_host, &mut buf, &mut strings),
             ("GET".into(), "http://10.200.1.11:80/a".into())
         );
         let absolute = request("GET http://x.example/b", "y", abi::VERDICT_ALLOWED, 0, 0);
         assert_eq!(
-            &*request_target(&absolute, &mut buf).1,
+            &*request_target(&absolute, &mut buf, &mut strings).1,
             "http://x.example/b"
         );
+    }
+
+    #[test]
+    fn repeated_methods_and_urls_are_shared_and_others_kept_apart() {
+        let mut strings = Strings::default();
+        let a = strings.get("http://users/api/v1/users/1");
+        assert!(Arc::ptr_eq(&a, &strings.get("http://users/api/v1/users/1")));
+        // More distinct strings than slots: each still reads back as itself.
+        for i in 0..3 * STRING_SLOTS {
+            let s = format!("/{i}");
+            assert_eq!(&*strings.get(&s), s);
+        }
+        assert_eq!(&*strings.get("http://users/api/v1/users/1"), &*a);
+    }
+
+    #[test]
+    fn records_decode_into_one_reused_event() {
+        let e = enrichment();
+        let mut join = HttpJoin::new();
+        let mut out = Vec::new();
+        let req = request("GET /api/v1/users/1", "users", abi::VERDICT_ALLOWED, 0, 0);
+        join.record(&req.to_bytes(), &e, |t| t as i64 + 1, &mut out)
+            .unwrap();
+        // A response record is the event's first L7_RESPONSE_LEN bytes: nothing of the request
+        // decoded before it may show through.
+        let mut resp = response_to(&req, 200, 5_000);
+        resp.flow.ts_boot_ns = 77;
+        let resp = resp.to_bytes();
+        join.record(
+            &resp[..abi::L7_RESPONSE_LEN],
+            &e,
+            |t| t as i64 + 1,
+            &mut out,
+        )
+        .unwrap();
+        let next = request("DELETE /x", "", abi::VERDICT_DENIED, 0, u32::MAX);
+        let err = join.record(&next.to_bytes()[..100], &e, |t| t as i64, &mut out);
+        assert!(matches!(err, Err(DecodeError::Truncated { .. })), "{err:?}");
+        assert_eq!(out.len(), 2);
+        let (q, r) = (out[0].l7.as_deref().unwrap(), out[1].l7.as_deref().unwrap());
+        assert_eq!(
+            (q.kind, &*q.method, &*q.url),
+            (L7Kind::Request, "GET", "http://users/api/v1/users/1")
+        );
+        assert_eq!(
+            (r.kind, r.code, r.latency_ns),
+            (L7Kind::Response, 200, 5_000)
+        );
+        assert!(Arc::ptr_eq(&q.url, &r.url));
+        assert_eq!(out[1].time_unix_ns, 78);
     }
 
     #[test]

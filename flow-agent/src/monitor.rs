@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::maps::{MapData, RingBuf};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use weir_probes::abi::Event;
+use weir_probes::abi::{self, FlowEvent};
 
 use crate::datapath::boot_time_ns;
 use crate::flows::EnrichmentHandle;
@@ -138,17 +138,16 @@ pub fn drain(
     let enrich = enrichment.load();
     let mut n = 0;
     while let Some(item) = ring.next() {
-        match Event::decode(&item) {
-            Ok(Event::Flow(ev)) => {
+        let decoded = if item.first() == Some(&abi::EVENT_L7) {
+            http.record(&item, &enrich, |t| clock.to_unix_ns(t), batch)
+        } else {
+            FlowEvent::decode(&item).map(|ev| {
                 let time = clock.to_unix_ns(ev.ts_boot_ns);
                 batch.push(enrich.enrich(ev, time));
-                n += 1;
-            }
-            Ok(Event::L7(ev)) => {
-                let time = clock.to_unix_ns(ev.flow.ts_boot_ns);
-                http.flows(&ev, &enrich, time, batch);
-                n += 1;
-            }
+            })
+        };
+        match decoded {
+            Ok(()) => n += 1,
             Err(e) => {
                 if stats.decode_errors.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::warn!(error = %e, "cannot decode a datapath event (further errors are only counted)");

@@ -494,17 +494,26 @@ impl Event {
 impl L7Event {
     /// Decodes an L7 ring-buffer record (type `EVENT_L7`).
     pub fn decode(bytes: &[u8]) -> Result<L7Event, DecodeError> {
+        let mut ev = L7Event::zeroed();
+        ev.decode_from(bytes)?;
+        Ok(ev)
+    }
+
+    /// An event of zero bytes.
+    pub fn zeroed() -> L7Event {
+        // SAFETY: plain old data: all zeros is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
+    /// Decodes an L7 record into `self`, which a reader reuses from record to record (no
+    /// allocation, and only the record's bytes are copied). A response record (the event up to
+    /// `L7_RESPONSE_LEN`) leaves the request fields' bytes as they were: their lengths are 0.
+    pub fn decode_from(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let need = size_of::<L7Event>();
-        if bytes.len() >= L7_RESPONSE_LEN
+        let short = bytes.len() >= L7_RESPONSE_LEN
             && bytes.len() < need
-            && bytes[offset_of!(L7Event, l7_type)] == L7_RESPONSE
-        {
-            // A response record: the rest (request line, Host, header values) is empty.
-            let mut full = [0u8; size_of::<L7Event>()];
-            full[..L7_RESPONSE_LEN].copy_from_slice(&bytes[..L7_RESPONSE_LEN]);
-            return L7Event::decode(&full);
-        }
-        if bytes.len() < need {
+            && bytes[offset_of!(L7Event, l7_type)] == L7_RESPONSE;
+        if bytes.len() < need && !short {
             return Err(DecodeError::Truncated {
                 r#type: EVENT_L7,
                 len: bytes.len(),
@@ -517,9 +526,18 @@ impl L7Event {
                 version: bytes[1],
             });
         }
-        // SAFETY: L7Event is repr(C) plain old data (every bit pattern valid) and `bytes`
-        // holds at least its size; read_unaligned copes with any alignment.
-        Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<L7Event>()) })
+        let len = if short { L7_RESPONSE_LEN } else { need };
+        // SAFETY: L7Event is repr(C) plain old data (every bit pattern valid), `bytes` holds at
+        // least `len` bytes and `len` is at most its size; byte copies need no alignment.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (self as *mut L7Event).cast::<u8>(), len);
+        }
+        if short {
+            self.line_len = 0;
+            self.host_len = 0;
+            self.hdrs_len = 0;
+        }
+        Ok(())
     }
 
     /// The request line bytes captured (method SP target).
