@@ -63,6 +63,10 @@
 #define HTTP_STEP_BYTES 32 /* bytes (or body runs) one call of weir_http_step handles */
 #define HTTP_RUN_STEPS 32  /* calls of weir_http_step per weir_http_run */
 #define HTTP_BUF 256
+#define HTTP_SCAN_VALUE 32 /* the fast path's bytes of a value whose bytes do more than a
+			    * well-formedness check (the general loop takes the rest of a longer one:
+			    * a larger bound, or handing back to the fast path, costs the verifier
+			    * 200 k more instructions) */
 
 struct http_scratch {
 	struct weir_http_conn conn;   /* working copy of the connection's state */
@@ -241,12 +245,88 @@ static __always_inline struct weir_http_dfa *set_dfa(const struct http_scratch *
 	return bpf_map_lookup_elem(&weir_http_dfa, &idx);
 }
 
+/* A new request begins: the per-request parts of the state start afresh. */
+static __always_inline void start_request(struct http_scratch *sc, struct weir_http_parser *ps,
+					  const struct weir_http_dfa *method)
+{
+	ps->state = method->start;
+	ps->method_mask = 0;
+	ps->path_mask = 0;
+	ps->seen = 0;
+	ps->flags &= WEIR_HP_SYNCED;
+	ps->number = 0;
+	sc->conn.line_len = 0;
+	sc->conn.host_len = 0;
+	sc->conn.host_raw = 0;
+	sc->conn.method_len = 0;
+	sc->conn.hdrs_len = 0;
+	/* With no response outstanding, this request's response starts at what the client
+	 * acknowledges now. (Pipelined: unknown, left as it was.) */
+	if (sc->conn.requests == sc->conn.responses)
+		sc->conn.resync_seq = sc->ack;
+}
+
+/* A new response begins. */
+static __always_inline void start_response(struct weir_http_parser *ps)
+{
+	ps->phase = HP_STATUS;
+	ps->pos = 0;
+	ps->status = 0;
+	ps->head_len = 0;
+	ps->flags &= WEIR_HP_SYNCED;
+}
+
+/* One byte of a header value (phase HP_VALUE): the value DFA, the number a Content-Length
+ * would hold, and the captures (flow headers, Host). */
+static __always_inline void value_byte(struct http_scratch *sc, struct weir_http_parser *ps,
+				       const struct weir_http_dfa *d, __u8 c)
+{
+	ps->state = dfa_step(d, ps->state, c);
+	if (c != ' ' && c != '\t')
+		ps->value_state = ps->state;
+	if (c >= '0' && c <= '9' && ps->digits != 0xff) {
+		ps->number = ps->number * 10 + (c - '0');
+		if (ps->number > 0xffffffffULL)
+			ps->digits = 0xff;
+	}
+	/* Only bytes a value may hold: the line is checked at its end, but a request refused then
+	 * is still reported, and must not carry forged marks. */
+	if ((ps->flags & WEIR_HP_CAPTURE) && is_value_byte(c))
+		hdr_put(sc, c);
+	if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST))) {
+		__u8 n = sc->conn.host_raw;
+
+		if (n < WEIR_HTTP_HOST_CAP) {
+			sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
+			sc->conn.host_raw = n + 1;
+			if (c != ' ' && c != '\t')
+				sc->conn.host_len = n + 1;
+		}
+	}
+}
+
+/* Buffers the payload from `off` (up to HTTP_BUF bytes; off < sc->end). */
+static __always_inline int load_buf(struct __sk_buff *skb, struct http_scratch *sc, __u32 off)
+{
+	__u32 len = sc->end - off;
+
+	if (len > HTTP_BUF)
+		len = HTTP_BUF;
+	if (len < 1)
+		return -1;
+	if (bpf_skb_load_bytes(skb, off, sc->buf, len) < 0)
+		return -1;
+	sc->buf_start = off;
+	sc->buf_len = len;
+	return 0;
+}
+
 /* Whether weir_http_scan runs through the current field. */
 static __always_inline int scannable(const struct http_scratch *sc, const struct weir_http_parser *ps)
 {
 	switch (ps->phase) {
 	case HP_METHOD:
-		return !sc->response && ps->head_len > 0;
+		return 1;
 	case HP_TARGET:
 		return !sc->response;
 	case HP_VERSION:
@@ -254,7 +334,7 @@ static __always_inline int scannable(const struct http_scratch *sc, const struct
 	case HP_NAME:
 		return 1;
 	case HP_VALUE:
-		return ps->slots == 0 && !(ps->flags & WEIR_HP_CAPTURE);
+		return 1;
 	default:
 		return 0;
 	}
@@ -279,7 +359,7 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 	ps = sc->response ? &sc->conn.resp : &sc->conn.req;
 
 	for (i = 0; i < HTTP_STEP_BYTES; i++) {
-		__u32 off = sc->off, rel, len;
+		__u32 off = sc->off, rel;
 		__u8 phase = ps->phase, c;
 		int in_head;
 
@@ -305,51 +385,24 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 
 		rel = off - sc->buf_start;
 		if (off < sc->buf_start || rel >= sc->buf_len) {
-			len = sc->end - off;
-			if (len > HTTP_BUF)
-				len = HTTP_BUF;
-			if (len < 1)
+			if (load_buf(skb, sc, off) < 0)
 				return HTTP_ERROR;
-			if (bpf_skb_load_bytes(skb, off, sc->buf, len) < 0)
-				return HTTP_ERROR;
-			sc->buf_start = off;
-			sc->buf_len = len;
 			rel = 0;
 		}
 		c = sc->buf[rel & (HTTP_BUF - 1)];
 		sc->off = off + 1;
 
 		if (sc->response && phase == HP_METHOD) {
-			/* A new response. */
 			phase = HP_STATUS;
-			ps->phase = HP_STATUS;
-			ps->pos = 0;
-			ps->status = 0;
-			ps->head_len = 0;
-			ps->flags &= WEIR_HP_SYNCED;
+			start_response(ps);
 		}
 		in_head = phase <= HP_END_LF || phase == HP_STATUS || phase == HP_STATUS_REST;
 		if (in_head) {
 			if (ps->head_len == 0 && phase == HP_METHOD && !sc->response) {
-				/* A new request. */
 				d = set_dfa(sc, WEIR_DFA_METHOD);
 				if (!d)
 					return HTTP_ERROR;
-				ps->state = d->start;
-				ps->method_mask = 0;
-				ps->path_mask = 0;
-				ps->seen = 0;
-				ps->flags &= WEIR_HP_SYNCED;
-				ps->number = 0;
-				sc->conn.line_len = 0;
-				sc->conn.host_len = 0;
-				sc->conn.host_raw = 0;
-				sc->conn.method_len = 0;
-				sc->conn.hdrs_len = 0;
-				/* With no response outstanding, this request's response starts at what the
-				 * client acknowledges now. (Pipelined: unknown, left as it was.) */
-				if (sc->conn.requests == sc->conn.responses)
-					sc->conn.resync_seq = sc->ack;
+				start_request(sc, ps, d);
 			}
 			ps->head_len += 1;
 			/* A head may not reach the limit without completing on its last byte. */
@@ -513,28 +566,7 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 			d = set_dfa(sc, WEIR_DFA_VALUE);
 			if (!d)
 				return HTTP_ERROR;
-			ps->state = dfa_step(d, ps->state, c);
-			if (c != ' ' && c != '\t')
-				ps->value_state = ps->state;
-			if (c >= '0' && c <= '9' && ps->digits != 0xff) {
-				ps->number = ps->number * 10 + (c - '0');
-				if (ps->number > 0xffffffffULL)
-					ps->digits = 0xff;
-			}
-			/* Only bytes a value may hold: the line is checked at its end, but a request
-			 * refused then is still reported, and must not carry forged marks. */
-			if ((ps->flags & WEIR_HP_CAPTURE) && is_value_byte(c))
-				hdr_put(sc, c);
-			if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST))) {
-				__u8 n = sc->conn.host_raw;
-
-				if (n < WEIR_HTTP_HOST_CAP) {
-					sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
-					sc->conn.host_raw = n + 1;
-					if (c != ' ' && c != '\t')
-						sc->conn.host_len = n + 1;
-				}
-			}
+			value_byte(sc, ps, d, c);
 			break;
 		case HP_END_LF:
 			if (c != '\n') {
@@ -673,13 +705,16 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 	return HTTP_STEPS;
 }
 
-/* The fast path of the byte loop: the rest of a method, a request-target, a header name, or the
- * value of a header no rule or framing check looks at (its bytes are only checked), up to the
- * byte that ends it or the end of the buffered payload, with nothing but the DFA step per byte;
- * and a well-formed version with its line end at once. The general loop then handles the byte
- * that ends the run exactly as it would have. The run stops one byte short of the head limit so
- * that the general loop reports a head that is too long. Global: verified once. Returns the
- * bytes consumed. */
+/* The fast path of the byte loop, over the buffered payload (http_packet buffers a packet's
+ * start; the general loop buffers the rest): a method (from a request's first byte) or a
+ * request-target, with a DFA step and the line's capture per byte; a header name, with a DFA step
+ * per byte; the value of a header no rule or framing check looks at, whose bytes are only
+ * checked; up to HTTP_SCAN_VALUE bytes of any other value, each taken as the general loop takes
+ * it; a well-formed version with its line end at once; and a status line up to the code's last
+ * digit. It runs up to the byte that ends the field (which the general loop then handles exactly
+ * as it would have) or the end of the buffered payload, and stops one byte short of the head
+ * limit so that the general loop reports a head that is too long. Global: verified once. Returns
+ * the bytes consumed. */
 __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 {
 	struct weir_http_parser *ps;
@@ -707,12 +742,37 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 		avail = room;
 	st = ps->state;
 
-	if (!sc->response && (phase == HP_TARGET || (phase == HP_METHOD && ps->head_len > 0))) {
-		/* A target, or the rest of a method whose first byte started the request: both go
-		 * into the captured request line. */
+	if (sc->response && phase == HP_METHOD) {
+		/* A status line, "HTTP/1.x NN", up to the code's last digit (the general loop reads
+		 * that one and reports the response); anything else is left to the general loop. */
+		__u32 at = rel & (HTTP_BUF - 1);
+		__u8 v, d1, d2;
+
+		if (avail < 12 || at > HTTP_BUF - 12)
+			return 0;
+		if (sc->buf[at] != 'H' || sc->buf[at + 1] != 'T' || sc->buf[at + 2] != 'T' ||
+		    sc->buf[at + 3] != 'P' || sc->buf[at + 4] != '/' || sc->buf[at + 5] != '1' ||
+		    sc->buf[at + 6] != '.' || sc->buf[at + 8] != ' ')
+			return 0;
+		v = sc->buf[at + 7];
+		d1 = sc->buf[at + 9];
+		d2 = sc->buf[at + 10];
+		if ((v != '0' && v != '1') || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9')
+			return 0;
+		start_response(ps);
+		ps->status = (d1 - '0') * 10 + (d2 - '0');
+		ps->pos = 11;
+		j = 11;
+	} else if (!sc->response && (phase == HP_TARGET || phase == HP_METHOD)) {
+		/* A method or a target: both go into the captured request line. */
 		d = set_dfa(sc, phase == HP_METHOD ? WEIR_DFA_METHOD : WEIR_DFA_PATH);
 		if (!d)
 			return 0;
+		if (phase == HP_METHOD && ps->head_len == 0) {
+			/* The first byte of a request. */
+			start_request(sc, ps, d);
+			st = d->start;
+		}
 		n = sc->conn.line_len;
 		for (j = 0; j < HTTP_BUF; j++) {
 			__u8 c;
@@ -770,6 +830,23 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 			if (!is_value_byte(sc->buf[(rel + j) & (HTTP_BUF - 1)]))
 				break;
 		}
+	} else if (phase == HP_VALUE) {
+		/* A value a rule, a framing check, the Host or a flow header looks at: each byte as
+		 * the general loop takes it. */
+		d = set_dfa(sc, WEIR_DFA_VALUE);
+		if (!d)
+			return 0;
+		for (j = 0; j < HTTP_SCAN_VALUE; j++) {
+			__u8 c;
+
+			if (j >= avail)
+				break;
+			c = sc->buf[(rel + j) & (HTTP_BUF - 1)];
+			if (c == '\r' || c == '\n')
+				break;
+			value_byte(sc, ps, d, c);
+		}
+		st = ps->state;
 	} else {
 		return 0;
 	}

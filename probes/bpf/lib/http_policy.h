@@ -719,6 +719,9 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 	sc->ack = p->ack;
 	l7_parties(v, e, dir, reply);
 	fill_template(sc, p, v);
+	/* weir_http_scan reads buffered bytes only: buffer the payload's start for it (if this
+	 * fails, so does the byte loop's own attempt, which fails closed). */
+	load_buf(skb, sc, sc->off);
 
 	for (runs = 0; runs < HTTP_MAX_RUNS; runs++) {
 		r = weir_http_run(skb);
