@@ -311,19 +311,16 @@ mod tests {
             rule,
             number: 0,
             latency_ns: 0,
-            line_len: line.len() as u16,
-            host_len: host.len() as u16,
+            line_len: 0,
+            host_len: 0,
             method_len: line.find(' ').unwrap() as u8,
             hdrs_len: 0,
             reserved_0: [0; 2],
-            line: [0; abi::HTTP_LINE_CAP],
-            host: [0; abi::HTTP_HOST_CAP],
-            hdrs: [0; abi::HTTP_HDRS_CAP],
+            data: [0; abi::L7_DATA_CAP],
         };
         ev.flow.saddr[..4].copy_from_slice(&[10, 200, 1, 12]);
         ev.flow.daddr[..4].copy_from_slice(&[10, 200, 1, 11]);
-        ev.line[..line.len()].copy_from_slice(line.as_bytes());
-        ev.host[..host.len()].copy_from_slice(host.as_bytes());
+        ev.set_data(line.as_bytes(), host.as_bytes(), b"");
         ev
     }
 
@@ -351,8 +348,7 @@ mod tests {
         ev.status = status;
         ev.latency_ns = latency_ns;
         ev.rule = u32::MAX;
-        ev.line_len = 0;
-        ev.host_len = 0;
+        ev.set_data(b"", b"", b"");
         ev
     }
 
@@ -374,8 +370,7 @@ mod tests {
         hdrs.push(abi::HTTP_HDR_END);
         hdrs.push(abi::HTTP_HDR_MARK + 1);
         hdrs.extend_from_slice(b"cut");
-        req.hdrs[..hdrs.len()].copy_from_slice(&hdrs);
-        req.hdrs_len = hdrs.len() as u8;
+        req.set_data(b"POST /orders", b"api", &hdrs);
         let mut out = Vec::new();
         HttpJoin::new().flows(&req, &e, 10, &mut out);
         assert_eq!(
@@ -509,18 +504,13 @@ mod tests {
         let req = request("GET /api/v1/users/1", "users", abi::VERDICT_ALLOWED, 0, 0);
         join.record(&req.to_bytes(), &e, |t| t as i64 + 1, &mut out)
             .unwrap();
-        // A response record is the event's first L7_RESPONSE_LEN bytes: nothing of the request
-        // decoded before it may show through.
+        // A response record is the header alone: nothing of the request decoded before it may
+        // show through.
         let mut resp = response_to(&req, 200, 5_000);
         resp.flow.ts_boot_ns = 77;
         let resp = resp.to_bytes();
-        join.record(
-            &resp[..abi::L7_RESPONSE_LEN],
-            &e,
-            |t| t as i64 + 1,
-            &mut out,
-        )
-        .unwrap();
+        assert_eq!(resp.len(), abi::L7_HEADER_LEN);
+        join.record(&resp, &e, |t| t as i64 + 1, &mut out).unwrap();
         let next = request("DELETE /x", "", abi::VERDICT_DENIED, 0, u32::MAX);
         let err = join.record(&next.to_bytes()[..100], &e, |t| t as i64, &mut out);
         assert!(matches!(err, Err(DecodeError::Truncated { .. })), "{err:?}");

@@ -553,7 +553,7 @@ fn check_dense_segments(
             "one event expected for the forged value, got {events:?}"
         ));
     };
-    let captured = &ev.hdrs[..usize::from(ev.hdrs_len)];
+    let captured = ev.hdrs();
     if ev.flow.drop_reason != 134
         || captured != [abi::HTTP_HDR_MARK, b'a', b'f', b'o', b'r', b'g', b'e', b'd']
         || !ev.captured_headers().is_empty()

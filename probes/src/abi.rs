@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -369,8 +369,10 @@ pub const HP_CAPTURE: u8 = 0x20;
 pub const HP_SKIP: u8 = 0x40;
 pub const L7_REQUEST: u8 = 1;
 pub const L7_RESPONSE: u8 = 2;
-/// A response record: [`L7Event`] up to `line`.
-pub const L7_RESPONSE_LEN: usize = 128;
+/// An L7 record's header: [`L7Event`] up to `data` (a response's record is the header alone).
+pub const L7_HEADER_LEN: usize = 128;
+/// `weir_l7_event.data`: room for the request line, Host and captured header values.
+pub const L7_DATA_CAP: usize = HTTP_LINE_CAP + HTTP_HOST_CAP + HTTP_HDRS_CAP;
 /// `weir_l7_event.rule` when no rule allowed the request.
 pub const L7_NO_RULE: u32 = u32::MAX;
 
@@ -467,9 +469,9 @@ pub struct L7Event {
     pub method_len: u8,
     pub hdrs_len: u8,
     pub reserved_0: [u8; 2],
-    pub line: [u8; HTTP_LINE_CAP],
-    pub host: [u8; HTTP_HOST_CAP],
-    pub hdrs: [u8; HTTP_HDRS_CAP],
+    /// With a Host, its value in the first `HTTP_HOST_CAP` bytes; then `line_len` bytes of
+    /// request line; then `hdrs_len` bytes of header values. The record ends there.
+    pub data: [u8; L7_DATA_CAP],
 }
 
 /// A decoded ring-buffer record.
@@ -506,19 +508,16 @@ impl L7Event {
     }
 
     /// Decodes an L7 record into `self`, which a reader reuses from record to record (no
-    /// allocation, and only the record's bytes are copied). A response record (the event up to
-    /// `L7_RESPONSE_LEN`) leaves the request fields' bytes as they were: their lengths are 0.
+    /// allocation, and only the record's bytes are copied): the header, then `data` up to the end
+    /// of the header values.
     pub fn decode_from(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let need = size_of::<L7Event>();
-        let short = bytes.len() >= L7_RESPONSE_LEN
-            && bytes.len() < need
-            && bytes[offset_of!(L7Event, l7_type)] == L7_RESPONSE;
-        if bytes.len() < need && !short {
-            return Err(DecodeError::Truncated {
-                r#type: EVENT_L7,
-                len: bytes.len(),
-                need,
-            });
+        let truncated = |need| DecodeError::Truncated {
+            r#type: EVENT_L7,
+            len: bytes.len(),
+            need,
+        };
+        if bytes.len() < L7_HEADER_LEN {
+            return Err(truncated(L7_HEADER_LEN));
         }
         if bytes[1] != EVENT_VERSION {
             return Err(DecodeError::UnknownVersion {
@@ -526,33 +525,85 @@ impl L7Event {
                 version: bytes[1],
             });
         }
-        let len = if short { L7_RESPONSE_LEN } else { need };
-        // SAFETY: L7Event is repr(C) plain old data (every bit pattern valid), `bytes` holds at
-        // least `len` bytes and `len` is at most its size; byte copies need no alignment.
+        // SAFETY: L7Event is repr(C) plain old data (every bit pattern valid) and starts with
+        // its L7_HEADER_LEN-byte header, which `bytes` holds; byte copies need no alignment.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (self as *mut L7Event).cast::<u8>(), len);
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self as *mut L7Event).cast::<u8>(),
+                L7_HEADER_LEN,
+            );
         }
-        if short {
-            self.line_len = 0;
-            self.host_len = 0;
-            self.hdrs_len = 0;
+        let (line, host, hdrs) = self.lens();
+        let need = L7_HEADER_LEN + self.line_at() + line + hdrs;
+        if usize::from(self.line_len) != line
+            || usize::from(self.host_len) != host
+            || usize::from(self.hdrs_len) != hdrs
+            || bytes.len() < need
+        {
+            // Lengths over their caps cannot come from the datapath: as bad as a short record.
+            return Err(truncated(need));
         }
+        self.data[..need - L7_HEADER_LEN].copy_from_slice(&bytes[L7_HEADER_LEN..need]);
         Ok(())
+    }
+
+    /// The lengths of the request line, Host and header values, each within its cap.
+    fn lens(&self) -> (usize, usize, usize) {
+        (
+            usize::from(self.line_len).min(HTTP_LINE_CAP - 1),
+            usize::from(self.host_len).min(HTTP_HOST_CAP),
+            usize::from(self.hdrs_len).min(HTTP_HDRS_CAP),
+        )
+    }
+
+    /// Where the request line starts in `data`: after the Host's room when there is a Host.
+    fn line_at(&self) -> usize {
+        if self.host_len > 0 { HTTP_HOST_CAP } else { 0 }
     }
 
     /// The request line bytes captured (method SP target).
     pub fn line(&self) -> &[u8] {
-        &self.line[..usize::from(self.line_len).min(HTTP_LINE_CAP)]
+        let (line, _, _) = self.lens();
+        &self.data[self.line_at()..self.line_at() + line]
     }
 
     pub fn host(&self) -> &[u8] {
-        &self.host[..usize::from(self.host_len).min(HTTP_HOST_CAP)]
+        let (_, host, _) = self.lens();
+        &self.data[..host]
+    }
+
+    /// The captured header values as the datapath wrote them (marks included).
+    pub fn hdrs(&self) -> &[u8] {
+        let (line, _, hdrs) = self.lens();
+        let at = self.line_at() + line;
+        &self.data[at..at + hdrs]
+    }
+
+    /// Sets the request line, Host and captured header values (fixtures and tests).
+    ///
+    /// # Panics
+    /// When one is longer than the datapath captures.
+    pub fn set_data(&mut self, line: &[u8], host: &[u8], hdrs: &[u8]) {
+        assert!(
+            line.len() < HTTP_LINE_CAP
+                && host.len() <= HTTP_HOST_CAP
+                && hdrs.len() <= HTTP_HDRS_CAP
+        );
+        self.line_len = line.len() as u16;
+        self.host_len = host.len() as u16;
+        self.hdrs_len = hdrs.len() as u8;
+        self.data = [0; L7_DATA_CAP];
+        self.data[..host.len()].copy_from_slice(host);
+        let at = self.line_at();
+        self.data[at..at + line.len()].copy_from_slice(line);
+        self.data[at + line.len()..at + line.len() + hdrs.len()].copy_from_slice(hdrs);
     }
 
     /// The captured header values, as (name index, value with trailing whitespace removed),
     /// in request order; a value cut off at `HTTP_HDRS_CAP` is left out.
     pub fn captured_headers(&self) -> Vec<(usize, &[u8])> {
-        let bytes = &self.hdrs[..usize::from(self.hdrs_len).min(HTTP_HDRS_CAP)];
+        let bytes = self.hdrs();
         let mut out = Vec::new();
         let mut rest = bytes;
         while let Some(start) = rest
@@ -583,11 +634,13 @@ impl L7Event {
         out
     }
 
-    /// The event's bytes as the kernel writes them (fixtures and tests).
+    /// The record's bytes as the datapath writes them (fixtures and tests): the header, then
+    /// the captured bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         // SAFETY: repr(C) with explicit padding only: every byte is initialised.
         let raw: [u8; size_of::<L7Event>()] = unsafe { std::mem::transmute_copy(self) };
-        raw.to_vec()
+        let (line, _, hdrs) = self.lens();
+        raw[..L7_HEADER_LEN + self.line_at() + line + hdrs].to_vec()
     }
 }
 
@@ -691,7 +744,7 @@ pub const LAYOUTS: &[Layout] = &[
     }),
     layout!("weir_l7_event", L7Event, {
         flow, l7_type, version, status, l7_set, rule, number, latency_ns, line_len, host_len,
-        method_len, hdrs_len, reserved_0, line, host, hdrs,
+        method_len, hdrs_len, reserved_0, data,
     }),
     layout!("weir_drop_agg", DropAgg, { last_report, suppressed, reserved_0 }),
     layout!("weir_frag_key", FragKey, { saddr, daddr, id, protocol, family, reserved_0 }),
@@ -718,7 +771,7 @@ const _: () = {
     assert!(size_of::<HttpDfa>() == 18696);
     assert!(size_of::<HttpSet>() == 648);
     assert!(size_of::<L7Event>() == 576);
-    assert!(std::mem::offset_of!(L7Event, line) == L7_RESPONSE_LEN);
+    assert!(std::mem::offset_of!(L7Event, data) == L7_HEADER_LEN);
     assert!(size_of::<HttpParser>() == 64);
     assert!(size_of::<HttpConn>() == 664);
     assert!(size_of::<DropAgg>() == 16);

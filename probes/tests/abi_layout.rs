@@ -284,7 +284,8 @@ fn constants_match_the_header() {
         ("WEIR_HTTP_LINE_CAP", abi::HTTP_LINE_CAP as i64),
         ("WEIR_HTTP_HOST_CAP", abi::HTTP_HOST_CAP as i64),
         ("WEIR_HTTP_HDRS_CAP", abi::HTTP_HDRS_CAP as i64),
-        ("WEIR_L7_RESPONSE_LEN", abi::L7_RESPONSE_LEN as i64),
+        ("WEIR_L7_HEADER_LEN", abi::L7_HEADER_LEN as i64),
+        ("WEIR_L7_DATA_CAP", abi::L7_DATA_CAP as i64),
         ("WEIR_HTTP_HDR_MARK", abi::HTTP_HDR_MARK as i64),
         ("WEIR_HTTP_HDR_END", abi::HTTP_HDR_END as i64),
         ("WEIR_HTTP_CAPTURE_SHIFT", abi::HTTP_CAPTURE_SHIFT as i64),
@@ -349,37 +350,49 @@ fn event_round_trips_through_bytes_and_rejects_bad_records() {
 }
 
 #[test]
-fn a_response_record_decodes_from_its_short_form() {
+fn l7_records_carry_their_header_and_only_the_captured_bytes() {
     use weir_probes::abi::{DecodeError, L7Event};
 
-    let mut zero = vec![0u8; std::mem::size_of::<L7Event>()];
-    zero[0] = abi::EVENT_L7;
-    zero[1] = abi::EVENT_VERSION;
-    let mut ev = L7Event::decode(&zero).unwrap();
-    ev.l7_type = abi::L7_RESPONSE;
-    ev.status = 204;
-    ev.number = 7;
-    ev.line[0] = b'x';
-    let bytes = ev.to_bytes();
-    // The datapath writes a response's first L7_RESPONSE_LEN bytes only.
-    let short = L7Event::decode(&bytes[..abi::L7_RESPONSE_LEN]).unwrap();
-    assert_eq!(
-        (short.l7_type, short.status, short.number),
-        (abi::L7_RESPONSE, 204, 7)
-    );
-    assert_eq!(
-        short.line[0], 0,
-        "what a response record does not carry is empty"
-    );
-    // A request must be whole, and so must a response's own fields.
+    let mut ev = L7Event::zeroed();
+    ev.flow.r#type = abi::EVENT_L7;
+    ev.flow.version = abi::EVENT_VERSION;
     ev.l7_type = abi::L7_REQUEST;
+    ev.number = 7;
+    ev.set_data(b"GET /a", b"users", b"\x10json\x1f");
+    let bytes = ev.to_bytes();
+    assert_eq!(bytes.len(), abi::L7_HEADER_LEN + abi::HTTP_HOST_CAP + 6 + 6);
+    let back = L7Event::decode(&bytes).unwrap();
+    assert_eq!(
+        (back.line(), back.host(), back.hdrs(), back.number),
+        (&b"GET /a"[..], &b"users"[..], &b"\x10json\x1f"[..], 7)
+    );
+    // A response's record is the header alone.
+    let mut resp = ev;
+    resp.l7_type = abi::L7_RESPONSE;
+    resp.status = 204;
+    resp.set_data(b"", b"", b"");
+    let bytes = resp.to_bytes();
+    assert_eq!(bytes.len(), abi::L7_HEADER_LEN);
+    let back = L7Event::decode(&bytes).unwrap();
+    assert_eq!(
+        (back.status, back.line(), back.host()),
+        (204, &b""[..], &b""[..])
+    );
+    // A record shorter than its header, or than its lengths say, is refused.
     let request = ev.to_bytes();
     assert!(matches!(
-        L7Event::decode(&request[..abi::L7_RESPONSE_LEN]),
-        Err(DecodeError::Truncated { .. })
+        L7Event::decode(&request[..request.len() - 1]),
+        Err(DecodeError::Truncated { need, .. }) if need == request.len()
     ));
     assert!(matches!(
-        L7Event::decode(&bytes[..abi::L7_RESPONSE_LEN - 1]),
+        L7Event::decode(&request[..abi::L7_HEADER_LEN - 1]),
+        Err(DecodeError::Truncated { .. })
+    ));
+    let mut bad = request.clone();
+    bad[std::mem::offset_of!(L7Event, host_len)] = 65;
+    bad.resize(abi::L7_HEADER_LEN + abi::L7_DATA_CAP, 0);
+    assert!(matches!(
+        L7Event::decode(&bad),
         Err(DecodeError::Truncated { .. })
     ));
 }

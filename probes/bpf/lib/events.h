@@ -100,6 +100,18 @@ static __always_inline void submit_event(void *ev, __u64 size)
 	bpf_ringbuf_submit(ev, flags);
 }
 
+/* Copies a record built elsewhere onto the ring (a record whose size is known only at run time:
+ * bpf_ringbuf_reserve takes a constant), waking the agent as submit_event does. */
+static __always_inline void output_event(void *rec, __u64 size)
+{
+	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA), taken = (size + 8 + 7) & ~7ULL;
+	__u64 threshold = bpf_ringbuf_query(&weir_events, BPF_RB_RING_SIZE) >> 5;
+	__u64 flags = queued < threshold && queued + taken >= threshold ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_output(&weir_events, rec, size, flags) < 0)
+		count_lost();
+}
+
 /* Events carry a fine-grained boot-time stamp, read only when an event is written. */
 static __always_inline void emit_event(const struct pkt *p, const struct verdict_ctx *v, __u8 type,
 				       __u8 verdict, __u16 drop_reason, __u32 count)

@@ -89,6 +89,9 @@ struct http_scratch {
 	__u32 server_seq;
 	__u32 ack;                    /* the packet's acknowledgment number */
 	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
+	struct weir_l7_event rec;     /* a request's record while it is built */
+	__u8 rec_slack[192];          /* room past rec.data for the lengths' bounds the verifier
+				       * knows (their byte masks), above the caps they keep to */
 };
 
 struct {

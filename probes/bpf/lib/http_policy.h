@@ -59,17 +59,17 @@ static __always_inline __u64 http_allowed(const struct http_scratch *sc)
 	return ps->method_mask & ps->path_mask & set->rule_bits & ~failed;
 }
 
-/* Reports a request; the flow part comes from the packet's template. */
-static __always_inline void emit_l7(const struct http_scratch *sc, __u8 verdict, __u16 drop_reason, __u32 rule,
+/* Reports a request; the flow part comes from the packet's template. The record is built in the
+ * scratch map and only its header and the captured bytes go on the ring: a request with a line
+ * of 20-odd bytes and a Host makes a record of about 220 bytes, not 576. */
+static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16 drop_reason, __u32 rule,
 				    __u32 number, __u16 status, __u64 now)
 {
-	struct weir_l7_event *ev;
+	struct weir_l7_event *ev = &sc->rec;
+	/* Within their caps by construction (255, 64, 128); the masks are what the verifier sees,
+	 * and rec_slack covers them. */
+	__u32 line = sc->conn.line_len & 0xff, host = sc->conn.host_len & 0x7f, hdrs = sc->conn.hdrs_len & 0xff;
 
-	ev = bpf_ringbuf_reserve(&weir_events, sizeof(*ev), 0);
-	if (!ev) {
-		count_lost();
-		return;
-	}
 	__builtin_memcpy(&ev->flow, &sc->tmpl, sizeof(ev->flow));
 	ev->flow.verdict = verdict;
 	ev->flow.drop_reason = drop_reason;
@@ -83,27 +83,31 @@ static __always_inline void emit_l7(const struct http_scratch *sc, __u8 verdict,
 	ev->latency_ns = 0;
 	ev->method_len = sc->conn.method_len;
 	__builtin_memset(ev->reserved_0, 0, sizeof(ev->reserved_0));
-	ev->line_len = sc->conn.line_len;
-	ev->host_len = sc->conn.host_len;
-	ev->hdrs_len = sc->conn.hdrs_len;
-	__builtin_memcpy(ev->line, sc->conn.line, sizeof(ev->line));
-	__builtin_memcpy(ev->host, sc->conn.host, sizeof(ev->host));
-	/* Ring-buffer memory is not zeroed: the bytes past hdrs_len are written too. */
-	if (ev->hdrs_len)
-		__builtin_memcpy(ev->hdrs, sc->conn.hdrs, sizeof(ev->hdrs));
-	else
-		__builtin_memset(ev->hdrs, 0, sizeof(ev->hdrs));
-	submit_event(ev, sizeof(*ev));
+	ev->line_len = line;
+	ev->host_len = host;
+	ev->hdrs_len = hdrs;
+	/* Copies of fixed size where they can be (they cost less than a helper call): the Host's
+	 * room when there is a Host, the line whole, then the captured values packed after it. */
+	if (host) {
+		__builtin_memcpy(ev->data, sc->conn.host, WEIR_HTTP_HOST_CAP);
+		__builtin_memcpy(ev->data + WEIR_HTTP_HOST_CAP, sc->conn.line, WEIR_HTTP_LINE_CAP);
+		line += WEIR_HTTP_HOST_CAP;
+	} else {
+		__builtin_memcpy(ev->data, sc->conn.line, WEIR_HTTP_LINE_CAP);
+	}
+	if (hdrs)
+		bpf_probe_read_kernel(ev->data + line, hdrs, sc->conn.hdrs);
+	output_event(ev, WEIR_L7_HEADER_LEN + line + hdrs);
 }
 
-/* Reports a response: a record of WEIR_L7_RESPONSE_LEN bytes, the event up to its request
- * fields (the agent takes the method and URL from the request). */
+/* Reports a response: a record of the header alone (the agent takes the method and URL from the
+ * request). */
 static __always_inline void emit_l7_response(const struct http_scratch *sc, __u32 number, __u16 status,
 					     __u64 latency, __u64 now)
 {
 	struct weir_l7_event *ev;
 
-	ev = bpf_ringbuf_reserve(&weir_events, WEIR_L7_RESPONSE_LEN, 0);
+	ev = bpf_ringbuf_reserve(&weir_events, WEIR_L7_HEADER_LEN, 0);
 	if (!ev) {
 		count_lost();
 		return;
@@ -124,7 +128,7 @@ static __always_inline void emit_l7_response(const struct http_scratch *sc, __u3
 	ev->method_len = 0;
 	ev->hdrs_len = 0;
 	__builtin_memset(ev->reserved_0, 0, sizeof(ev->reserved_0));
-	submit_event(ev, WEIR_L7_RESPONSE_LEN);
+	submit_event(ev, WEIR_L7_HEADER_LEN);
 }
 
 /* The status a denied request's event reports: 403 when the datapath answers it (http_deny's

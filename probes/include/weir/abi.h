@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 6
+#define WEIR_ABI_VERSION 7
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -379,9 +379,10 @@ struct weir_http_conn {
 /* L7 record types (Hubble's L7FlowType). */
 #define WEIR_L7_REQUEST  1
 #define WEIR_L7_RESPONSE 2
-/* A response record is struct weir_l7_event up to `line` (it carries no request line, Host or
- * header values): this many bytes. */
-#define WEIR_L7_RESPONSE_LEN 128
+/* An L7 record is struct weir_l7_event up to `data` (this many bytes), then `data` up to the end
+ * of the header values: a response's record is this header alone. */
+#define WEIR_L7_HEADER_LEN 128
+#define WEIR_L7_DATA_CAP 448 /* WEIR_HTTP_LINE_CAP + WEIR_HTTP_HOST_CAP + WEIR_HTTP_HDRS_CAP */
 
 /* An HTTP request or response (type WEIR_EVENT_L7). The flow part is that of the connection in
  * the packet's direction; rule_set is the policy rule set of the connection. */
@@ -399,9 +400,10 @@ struct weir_l7_event {
 	__u8 method_len;         /* bytes of the method; line[method_len] is the space before the target */
 	__u8 hdrs_len;           /* requests: captured header values (WEIR_HTTP_HDRS_CAP) */
 	__u8 reserved_0[2];
-	__u8 line[WEIR_HTTP_LINE_CAP];
-	__u8 host[WEIR_HTTP_HOST_CAP];
-	__u8 hdrs[WEIR_HTTP_HDRS_CAP];
+	/* When host_len > 0, the Host value in the first WEIR_HTTP_HOST_CAP bytes; then the request
+	 * line (method SP target), line_len bytes; then the captured header values, hdrs_len bytes.
+	 * The record ends there. */
+	__u8 data[WEIR_L7_DATA_CAP];
 };
 
 #endif /* WEIR_ABI_H */
