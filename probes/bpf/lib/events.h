@@ -82,31 +82,41 @@ static __always_inline void fill_flow_event(struct weir_flow_event *ev, const st
 	ev->l7_ref = 0;
 }
 
-/* The agent is woken once 1/32 of the ring is queued (256 KiB of the default 8 MiB); below that
- * it finds the events at its next poll (every 100 ms). A wakeup per event would cost the agent a
- * context switch per event.
+/* The agent is woken once 1/2^WEIR_WAKE_SHIFT of the ring is queued (256 KiB of the default
+ * 8 MiB); below that it finds the events at its next poll (every 100 ms). A wakeup per event
+ * would cost the agent a context switch per event. (A smaller threshold makes each drain
+ * shorter, and a drain holds up whatever it preempts on a busy node; 1/128 did not raise the
+ * throughput of scripts/bench-http.sh, docs/performance.md.)
  *
- * `size`: the event's size. Only the event that makes the queue cross the threshold wakes the
- * agent (a wakeup is an interrupt, an exit to the hypervisor in a VM); until the agent drains
- * the queue, later events do not, and its poll timeout covers a wakeup it missed. (Queued bytes
- * count from the reservation, so they include this event.) */
-static __always_inline void submit_event(void *ev, __u64 size)
+ * Only the event that makes the queue cross the threshold wakes the agent (a wakeup is an
+ * interrupt, an exit to the hypervisor in a VM); until the agent drains the queue, later events
+ * do not, and its poll timeout covers a wakeup it missed. `queued`: the bytes queued before this
+ * event; `size`: the event's. */
+#define WEIR_WAKE_SHIFT 5
+
+static __always_inline __u64 wake_flags(__u64 queued, __u64 size)
 {
 	/* A record takes its size plus an 8-byte header, rounded up to 8 bytes. */
-	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA), taken = (size + 8 + 7) & ~7ULL;
-	__u64 threshold = bpf_ringbuf_query(&weir_events, BPF_RB_RING_SIZE) >> 5;
-	__u64 flags = queued >= threshold && queued < threshold + taken ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 taken = (size + 8 + 7) & ~7ULL;
+	__u64 threshold = bpf_ringbuf_query(&weir_events, BPF_RB_RING_SIZE) >> WEIR_WAKE_SHIFT;
 
-	bpf_ringbuf_submit(ev, flags);
+	return queued < threshold && queued + taken >= threshold ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/* Submits a reserved event (queued bytes count from the reservation: they include it). */
+static __always_inline void submit_event(void *ev, __u64 size)
+{
+	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA);
+	__u64 taken = (size + 8 + 7) & ~7ULL;
+
+	bpf_ringbuf_submit(ev, wake_flags(queued > taken ? queued - taken : 0, size));
 }
 
 /* Copies a record built elsewhere onto the ring (a record whose size is known only at run time:
- * bpf_ringbuf_reserve takes a constant), waking the agent as submit_event does. */
+ * bpf_ringbuf_reserve takes a constant). */
 static __always_inline void output_event(void *rec, __u64 size)
 {
-	__u64 queued = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA), taken = (size + 8 + 7) & ~7ULL;
-	__u64 threshold = bpf_ringbuf_query(&weir_events, BPF_RB_RING_SIZE) >> 5;
-	__u64 flags = queued < threshold && queued + taken >= threshold ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 flags = wake_flags(bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA), size);
 
 	if (bpf_ringbuf_output(&weir_events, rec, size, flags) < 0)
 		count_lost();
