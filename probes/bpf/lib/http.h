@@ -90,8 +90,8 @@ struct http_scratch {
 	__u32 ack;                    /* the packet's acknowledgment number */
 	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
 	struct weir_l7_event rec;     /* a request's record while it is built */
-	__u8 rec_slack[192];          /* room past rec.data for the lengths' bounds the verifier
-				       * knows (their byte masks), above the caps they keep to */
+	__u8 rec_slack[192];          /* room past rec.data for the bounds the verifier knows of
+				       * the lengths (their byte masks), above the caps they keep to */
 };
 
 struct {
@@ -263,6 +263,8 @@ static __always_inline void start_request(struct http_scratch *sc, struct weir_h
 	sc->conn.host_raw = 0;
 	sc->conn.method_len = 0;
 	sc->conn.hdrs_len = 0;
+	/* The Host's room goes whole into the request's record: nothing of an earlier Host. */
+	__builtin_memset(sc->conn.host, 0, sizeof(sc->conn.host));
 	/* With no response outstanding, this request's response starts at what the client
 	 * acknowledges now. (Pipelined: unknown, left as it was.) */
 	if (sc->conn.requests == sc->conn.responses)

@@ -67,7 +67,7 @@ static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16
 {
 	struct weir_l7_event *ev = &sc->rec;
 	/* Within their caps by construction (255, 64, 128); the masks are what the verifier sees,
-	 * and rec_slack covers them. */
+	 * and rec_slack covers them and the values' whole copy. */
 	__u32 line = sc->conn.line_len & 0xff, host = sc->conn.host_len & 0x7f, hdrs = sc->conn.hdrs_len & 0xff;
 
 	__builtin_memcpy(&ev->flow, &sc->tmpl, sizeof(ev->flow));
@@ -86,8 +86,9 @@ static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16
 	ev->line_len = line;
 	ev->host_len = host;
 	ev->hdrs_len = hdrs;
-	/* Copies of fixed size where they can be (they cost less than a helper call): the Host's
-	 * room when there is a Host, the line whole, then the captured values packed after it. */
+	/* Copies of fixed size (they cost less than a helper call, and bpf_probe_read_kernel would
+	 * need CAP_PERFMON and no kernel lockdown): the Host's room when there is a Host, the line,
+	 * then the captured values packed after it. */
 	if (host) {
 		__builtin_memcpy(ev->data, sc->conn.host, WEIR_HTTP_HOST_CAP);
 		__builtin_memcpy(ev->data + WEIR_HTTP_HOST_CAP, sc->conn.line, WEIR_HTTP_LINE_CAP);
@@ -96,7 +97,9 @@ static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16
 		__builtin_memcpy(ev->data, sc->conn.line, WEIR_HTTP_LINE_CAP);
 	}
 	if (hdrs)
-		bpf_probe_read_kernel(ev->data + line, hdrs, sc->conn.hdrs);
+		/* Whole too (at an offset known only at run time: byte by byte, and only when
+		 * --http-flow-headers captured something); only hdrs bytes of it are sent. */
+		__builtin_memcpy(ev->data + line, sc->conn.hdrs, WEIR_HTTP_HDRS_CAP);
 	output_event(ev, WEIR_L7_HEADER_LEN + line + hdrs);
 }
 

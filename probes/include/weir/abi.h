@@ -395,7 +395,7 @@ struct weir_l7_event {
 	__u32 rule;              /* index of the allowing rule in the set, or 0xffffffff */
 	__u32 number;            /* request number on the connection (responses: of their request) */
 	__u64 latency_ns;        /* response: time since the request */
-	__u16 line_len;          /* method SP target, capped at WEIR_HTTP_LINE_CAP */
+	__u16 line_len;          /* method SP target, capped at WEIR_HTTP_LINE_CAP - 1 (255) */
 	__u16 host_len;
 	__u8 method_len;         /* bytes of the method; line[method_len] is the space before the target */
 	__u8 hdrs_len;           /* requests: captured header values (WEIR_HTTP_HDRS_CAP) */
