@@ -60,8 +60,8 @@ static __always_inline __u64 http_allowed(const struct http_scratch *sc)
 }
 
 /* Reports a request; the flow part comes from the packet's template. The record is built in the
- * scratch map and only its header and the captured bytes go on the ring: a request with a line
- * of 20-odd bytes and a Host makes a record of about 220 bytes, not 576. */
+ * scratch map and only its header and the captured bytes go on the ring: a request with a
+ * 20-byte line and a Host makes a record of 212 bytes, not 576. */
 static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16 drop_reason, __u32 rule,
 				    __u32 number, __u16 status, __u64 now)
 {
