@@ -365,11 +365,7 @@ impl Datapath {
     /// Attaches both programs to an interface of the current network namespace, adopting links
     /// an earlier agent pinned for it.
     pub fn attach(&mut self, ifname: &str) -> Result<(u32, AttachOutcome), DatapathError> {
-        let ifindex =
-            nix::net::if_::if_nametoindex(ifname).map_err(|source| DatapathError::Interface {
-                ifname: ifname.to_string(),
-                source,
-            })?;
+        let ifindex = interface_index(ifname)?;
         if self.attached.contains_key(&ifindex) {
             return Ok((ifindex, AttachOutcome::Unchanged));
         }
@@ -454,11 +450,7 @@ impl Datapath {
     /// Attaches `from_netdev` to a node device (adopting an earlier agent's pinned link). A
     /// device that was recreated under the same name is attached again.
     pub fn attach_device(&mut self, ifname: &str) -> Result<(u32, AttachOutcome), DatapathError> {
-        let ifindex =
-            nix::net::if_::if_nametoindex(ifname).map_err(|source| DatapathError::Interface {
-                ifname: ifname.to_string(),
-                source,
-            })?;
+        let ifindex = interface_index(ifname)?;
         if self.devices.contains_key(&ifindex) {
             return Ok((ifindex, AttachOutcome::Unchanged));
         }
@@ -557,6 +549,14 @@ impl Datapath {
             .as_ref()
             .map(|root| root.join("links").join(hook.pin_name(ifindex)))
     }
+}
+
+/// The index of an interface of the current network namespace.
+fn interface_index(ifname: &str) -> Result<u32, DatapathError> {
+    nix::net::if_::if_nametoindex(ifname).map_err(|source| DatapathError::Interface {
+        ifname: ifname.to_string(),
+        source,
+    })
 }
 
 fn program_mut<'a>(
