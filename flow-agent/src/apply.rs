@@ -84,6 +84,9 @@ pub struct Applier {
     /// Node devices `from_netdev` is attached to (`--devices`), and those reported missing.
     devices: Vec<String>,
     missing_devices: BTreeSet<String>,
+    /// Whether the links an earlier agent pinned for devices no longer configured are gone
+    /// (done once: this agent's own pins are removed with the devices it forgets).
+    stale_devices_detached: bool,
 }
 
 pub struct ApplierConfig {
@@ -131,6 +134,7 @@ impl Applier {
             gc_interval: cfg.gc_interval,
             devices: cfg.devices,
             missing_devices: BTreeSet::new(),
+            stale_devices_detached: false,
         };
         // Events an earlier agent left in the ring buffer resolve against its rule sets.
         let node = applier.node_name.clone();
@@ -185,7 +189,7 @@ impl Applier {
 
     /// Keeps `from_netdev` on the configured devices (attaching one that appeared or was
     /// recreated) and off every other: a link an earlier agent pinned for a device no longer
-    /// configured is removed.
+    /// configured is removed at the first poll.
     fn sync_devices(&mut self) {
         let endpoint_interfaces: BTreeSet<String> = self
             .status
@@ -227,6 +231,10 @@ impl Applier {
                 }
             }
         }
+        if self.stale_devices_detached {
+            return;
+        }
+        self.stale_devices_detached = true;
         let current: BTreeSet<u32> = self.datapath.devices().map(|(i, _)| i).collect();
         for ifindex in self.datapath.pinned_devices() {
             if !current.contains(&ifindex) {
