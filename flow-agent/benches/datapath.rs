@@ -6,7 +6,8 @@
 //!    program in the same run.
 //! 2. The cost of an HTTP request segment on a connection with HTTP rules (allowed, denied, a
 //!    long path), next to the empty program.
-//! 3. The agent's event pipeline on one core: ring buffer → decode → enrich → flow store.
+//! 3. The agent's event pipeline on one core: ring buffer → decode → enrich → flow store, for
+//!    trace events and for HTTP records.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use aya::programs::SchedClassifier;
 use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, Timing};
-use weir_flow_agent::flows::{Enrichment, EnrichmentHandle, PeerMeta};
-use weir_flow_agent::l7::HttpJoin;
+use weir_flow_agent::flows::{Enrichment, EnrichmentHandle, PeerMeta, PolicyMeta, StoredFlow};
+use weir_flow_agent::l7::{HttpJoin, HttpSetMeta};
 use weir_flow_agent::monitor::{self, Clock, MonitorStats};
 use weir_flow_agent::store::FlowStore;
 use weir_flow_agent::testrun::{self, Packet, TC_ACT_OK, TC_ACT_SHOT};
@@ -175,6 +176,7 @@ fn main() {
     // WEIR_BENCH=l7 runs only the HTTP part.
     if std::env::var("WEIR_BENCH").as_deref() == Ok("l7") {
         l7_decision(pass);
+        agent_http_pipeline();
         return;
     }
 
@@ -260,6 +262,7 @@ fn main() {
 
     l7_decision(pass);
     agent_pipeline();
+    agent_http_pipeline();
 }
 
 /// What the HTTP datapath adds: one request segment on a fresh connection (its SYN ran just
@@ -343,23 +346,21 @@ fn l7_decision(pass: &mut SchedClassifier) {
     // The response: nginx's head for curl's GET, leaving users (from_container) on a connection
     // whose request was parsed and allowed.
     let request = request("GET", "/api/v1/users/123");
-    let response = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 09:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+    let response = NGINX_RESPONSE;
     let (mut weir, mut empty) = (Duration::ZERO, Duration::ZERO);
     for i in 0..NEW_CONNECTIONS {
         let sport = 1024 + ((5 * NEW_CONNECTIONS + i) % 60_000) as u16;
-        let (client, server) = (ip(FRONTEND), ip(USERS));
-        let syn = testrun::tcp_segment(client, server, sport, HTTP_PORT, 0x02, 1000, 0, &[]);
-        let data = testrun::tcp_segment(client, server, sport, HTTP_PORT, 0x18, 1001, 1, &request);
-        let reply = testrun::tcp_segment(
-            server,
-            client,
-            HTTP_PORT,
+        let syn = testrun::tcp_segment(
+            ip(FRONTEND),
+            ip(USERS),
             sport,
-            0x18,
-            1,
-            1001 + request.len() as u32,
-            response,
+            HTTP_PORT,
+            0x02,
+            1000,
+            0,
+            &[],
         );
+        let (data, reply) = http_exchange(sport, 1001, 1, &request, response);
         let prog = dp.program(Hook::ToContainer).unwrap();
         assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
         assert_eq!(testrun::run(prog, &data, 0, 1).unwrap().0, TC_ACT_OK);
@@ -381,6 +382,174 @@ fn l7_decision(pass: &mut SchedClassifier) {
         per(weir),
         per(weir) / per(empty)
     );
+}
+
+/// HTTP records per second from ring buffer to stored flow: keep-alive connections (as wrk's),
+/// each request and its response parsed by the datapath into two L7 records, then drained and
+/// timed as in `agent_pipeline` (decoding, the request line into method and URL, the response
+/// paired with its request, enrichment, the store).
+fn agent_http_pipeline() {
+    let (mut dp, compiled) = load(Timing::default());
+    let mut ring = dp.take_events().unwrap();
+    let mut agent = Agent::new(&compiled);
+
+    const CONNECTIONS: u16 = 32;
+    // 15 000 requests and responses per round: 5.4 MB of the 8 MB ring.
+    const PER_CONNECTION: u32 = 15_000 / CONNECTIONS as u32;
+    let request = b"GET /api/v1/users/1 HTTP/1.1\r\nHost: 10.200.1.11:8080\r\n\r\n";
+    let response = NGINX_RESPONSE;
+    let (req_len, resp_len) = (request.len() as u32, response.len() as u32);
+    // Request k on connection c and its response.
+    let exchange = |dp: &mut Datapath, k: u32, c: u16| {
+        let (cseq, sseq) = (1001 + k * req_len, 1 + k * resp_len);
+        let (data, reply) = http_exchange(42_000 + c, cseq, sseq, request, response);
+        let prog = dp.program(Hook::ToContainer).unwrap();
+        assert_eq!(testrun::run(prog, &data, 0, 1).unwrap().0, TC_ACT_OK);
+        let prog = dp.program(Hook::FromContainer).unwrap();
+        assert_eq!(testrun::run(prog, &reply, 0, 1).unwrap().0, TC_ACT_OK);
+    };
+    // Untimed: each connection's SYN and first exchange (which also report the connection and
+    // its first reply as traces).
+    for c in 0..CONNECTIONS {
+        let syn = testrun::tcp_segment(
+            ip(FRONTEND),
+            ip(USERS),
+            42_000 + c,
+            HTTP_PORT,
+            0x02,
+            1000,
+            0,
+            &[],
+        );
+        let prog = dp.program(Hook::ToContainer).unwrap();
+        assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
+        exchange(&mut dp, 0, c);
+    }
+    agent.drain(&mut ring);
+
+    let (mut records, mut spent) = (0usize, Duration::ZERO);
+    for round in 0..10 {
+        for k in 0..PER_CONNECTION {
+            for c in 0..CONNECTIONS {
+                exchange(&mut dp, 1 + round * PER_CONNECTION + k, c);
+            }
+        }
+        let (n, d) = agent.drain(&mut ring);
+        records += n;
+        spent += d;
+    }
+    let flows = agent.store.read_backward(u64::MAX, 2);
+    assert_eq!(agent.stats.lost_events(), 0, "records were lost");
+    assert!(
+        flows.iter().any(|f| f.l7.is_some()),
+        "the stored flows are HTTP flows"
+    );
+    println!(
+        "agent pipeline, HTTP: {records} records in {:.1} ms on one thread = {:.0} ns per record (requests and their responses on {CONNECTIONS} keep-alive connections)",
+        spent.as_secs_f64() * 1e3,
+        spent.as_nanos() as f64 / records as f64
+    );
+}
+
+/// The agent's side of the ring buffer, as its monitor thread runs it, knowing the benchmark's
+/// endpoints and policy.
+struct Agent {
+    enrichment: EnrichmentHandle,
+    store: FlowStore,
+    stats: MonitorStats,
+    batch: Vec<StoredFlow>,
+    http: HttpJoin,
+}
+
+impl Agent {
+    fn new(compiled: &CompiledPolicy) -> Agent {
+        Agent {
+            enrichment: bench_enrichment(compiled),
+            store: FlowStore::new(65_535),
+            stats: MonitorStats::default(),
+            batch: Vec::new(),
+            http: HttpJoin::new(),
+        }
+    }
+
+    /// Turns every record in the ring into a stored flow; returns how many, and the time it took.
+    fn drain(&mut self, ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> (usize, Duration) {
+        let start = Instant::now();
+        let n = monitor::drain(
+            ring,
+            &self.enrichment,
+            &self.store,
+            &self.stats,
+            Clock::now(),
+            &mut self.batch,
+            &mut self.http,
+        );
+        (n, start.elapsed())
+    }
+}
+
+/// What the agent knows of the benchmark's endpoints and policy.
+fn bench_enrichment(compiled: &CompiledPolicy) -> EnrichmentHandle {
+    let meta = |name: &str, identity| {
+        Arc::new(PeerMeta {
+            ep_id: 1,
+            identity,
+            cluster: "default".into(),
+            namespace: "default".into(),
+            pod_name: name.into(),
+            labels: vec![
+                format!("k8s:app={name}"),
+                "k8s:io.kubernetes.pod.namespace=default".into(),
+            ],
+            workloads: vec![],
+        })
+    };
+    let users = Arc::<[PolicyMeta]>::from(vec![PolicyMeta {
+        kind: "CiliumNetworkPolicy".into(),
+        namespace: "default".into(),
+        name: compiled.rule_sets[&1][0].name.clone(),
+        labels: vec![],
+        revision: 1,
+    }]);
+    EnrichmentHandle::new(Enrichment {
+        node_name: "bench".into(),
+        by_ip: [
+            (ip(USERS), meta("users-0", ID_USERS)),
+            (ip(FRONTEND), meta("frontend-0", ID_FRONTEND)),
+        ]
+        .into_iter()
+        .collect(),
+        rule_sets: [(1, users.clone())].into_iter().collect(),
+        http_sets: [(
+            1,
+            Arc::new(HttpSetMeta {
+                rules: vec![users.clone()],
+                policies: users,
+            }),
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    })
+}
+
+/// nginx's answer to a GET (`return 200 "ok\n"`), head and body.
+const NGINX_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 09:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+
+/// A request from frontend's port `sport` to users' HTTP port at client sequence number `cseq`,
+/// and the response at server sequence number `sseq` that acknowledges it.
+fn http_exchange(
+    sport: u16,
+    cseq: u32,
+    sseq: u32,
+    request: &[u8],
+    response: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let (client, server) = (ip(FRONTEND), ip(USERS));
+    let data = testrun::tcp_segment(client, server, sport, HTTP_PORT, 0x18, cseq, sseq, request);
+    let ack = cseq + request.len() as u32;
+    let reply = testrun::tcp_segment(server, client, HTTP_PORT, sport, 0x18, sseq, ack, response);
+    (data, reply)
 }
 
 /// Drains and discards the ring buffer so single-run measurements never hit a full buffer.
@@ -405,72 +574,17 @@ fn agent_pipeline() {
     let prog = dp.program(Hook::ToContainer).unwrap();
     testrun::run(prog, &syn, 0, 1).unwrap();
 
-    let meta = |name: &str, identity| {
-        Arc::new(PeerMeta {
-            ep_id: 1,
-            identity,
-            cluster: "default".into(),
-            namespace: "default".into(),
-            pod_name: name.into(),
-            labels: vec![
-                format!("k8s:app={name}"),
-                "k8s:io.kubernetes.pod.namespace=default".into(),
-            ],
-            workloads: vec![],
-        })
-    };
-    let enrichment = EnrichmentHandle::new(Enrichment {
-        node_name: "bench".into(),
-        by_ip: [
-            (ip(USERS), meta("users-0", ID_USERS)),
-            (ip(FRONTEND), meta("frontend-0", ID_FRONTEND)),
-        ]
-        .into_iter()
-        .collect(),
-        rule_sets: [(
-            1,
-            Arc::from(vec![weir_flow_agent::flows::PolicyMeta {
-                kind: "CiliumNetworkPolicy".into(),
-                namespace: "default".into(),
-                name: compiled.rule_sets[&1][0].name.clone(),
-                labels: vec![],
-                revision: 1,
-            }]),
-        )]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    });
-    let store = FlowStore::new(65_535);
-    let stats = MonitorStats::default();
-    let mut batch = Vec::new();
-    let mut http = HttpJoin::new();
-    monitor::drain(
-        &mut ring,
-        &enrichment,
-        &store,
-        &stats,
-        Clock::now(),
-        &mut batch,
-        &mut http,
-    );
+    let mut agent = Agent::new(&compiled);
+    agent.drain(&mut ring);
 
     const PER_ROUND: u32 = 60_000;
     let (mut events, mut spent) = (0usize, Duration::ZERO);
     for _ in 0..20 {
         let prog = dp.program(Hook::ToContainer).unwrap();
         testrun::run(prog, &ack, 0, PER_ROUND).unwrap();
-        let start = Instant::now();
-        events += monitor::drain(
-            &mut ring,
-            &enrichment,
-            &store,
-            &stats,
-            Clock::now(),
-            &mut batch,
-            &mut http,
-        );
-        spent += start.elapsed();
+        let (n, d) = agent.drain(&mut ring);
+        events += n;
+        spent += d;
     }
     println!(
         "\nagent pipeline: {events} events in {:.1} ms on one thread = {:.2} M events/s (ring buffer → decode → enrich → store)",

@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 
 use crate::flows::StoredFlow;
 
-/// Capacity Hubble uses by default for its flow ring (2^16 - 1).
+/// The largest capacity Cilium allows for Hubble's flow ring (2^16 - 1; Hubble's default is
+/// 4095): an agent keeps minutes of a busy node's flows, the relay longer history.
 pub const DEFAULT_MAX_FLOWS: usize = 65_535;
 
 struct Ring {
