@@ -502,6 +502,70 @@ fn a_killed_agent_leaves_the_datapath_enforcing_and_a_restarted_one_reports_agai
     );
 }
 
+#[test]
+fn a_restarted_agent_detaches_devices_no_longer_configured() {
+    if !weir_lab::privileged("a_restarted_agent_detaches_devices_no_longer_configured") {
+        return;
+    }
+    // The lab's first node has one device, its world uplink ext0 (`--devices ext0`).
+    let mut s = Setup::new("dv", &[]);
+    let node = s.lab.node("node1").unwrap().name.clone();
+    let links = Path::new("/sys/fs/bpf/weir").join(node).join("links");
+    let device_pins = || -> Vec<std::path::PathBuf> {
+        let mut pins: Vec<_> = std::fs::read_dir(&links)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("netdev-"))
+            .map(|e| e.path())
+            .collect();
+        pins.sort();
+        pins
+    };
+    let pins = device_pins();
+    assert_eq!(pins.len(), 1, "one pinned from_netdev link: {pins:?}");
+    let shown = std::process::Command::new("bpftool")
+        .args(["link", "show", "pinned"])
+        .arg(&pins[0])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let link_id = shown
+        .split(':')
+        .next()
+        .and_then(|id| id.trim().parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no link id in bpftool's output: {shown}"));
+
+    // The node loses its device: the new agent removes the old one's link there.
+    s.agent.restart_without("--devices").unwrap();
+    s.agent.wait_ready().unwrap();
+    let start = Instant::now();
+    while !device_pins().is_empty() {
+        assert!(
+            start.elapsed() < WAIT,
+            "the pin of ext0's link stayed: {:?}\n{}",
+            device_pins(),
+            agent_log(&s.agent)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone = std::process::Command::new("bpftool")
+        .args(["link", "show", "id", &link_id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "link {link_id} (from_netdev on ext0) still exists: {}",
+        String::from_utf8_lossy(&gone.stdout)
+    );
+    let log = agent_log(&s.agent);
+    assert!(
+        log.contains("detaching a device that is not configured"),
+        "{log}"
+    );
+    // The endpoints' programs stay.
+    s.wait_policy(|p| p.revision > 0 && p.endpoints.iter().all(|e| e.attached));
+}
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

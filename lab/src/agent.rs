@@ -266,6 +266,19 @@ impl AgentProcess {
         self.start()
     }
 
+    /// Stops the agent and starts it again with `flag` and its value left out of the command
+    /// line: the node reconfigured (say, without `--devices`). Later restarts keep it out. Does
+    /// not wait for the agent to be ready.
+    pub fn restart_without(&mut self, flag: &str) -> Result<(), LabError> {
+        let Some(at) = self.argv.iter().position(|a| a == flag) else {
+            return Err(self.error(format!("no {flag} on its command line")));
+        };
+        self.stop()?;
+        let end = (at + 2).min(self.argv.len());
+        self.argv.drain(at..end);
+        self.start()
+    }
+
     fn error(&self, detail: String) -> LabError {
         LabError::Agent {
             node: self.node.clone(),
