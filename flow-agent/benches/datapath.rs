@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use aya::programs::SchedClassifier;
 use weir_flow_agent::datapath::{Datapath, DatapathOptions, Hook, LocalEndpoint, Timing};
-use weir_flow_agent::flows::{Enrichment, EnrichmentHandle, PeerMeta, PolicyMeta, StoredFlow};
+use weir_flow_agent::flows::{
+    Enrichment, EnrichmentHandle, NodeMeta, PeerMeta, PolicyMeta, StoredFlow,
+};
 use weir_flow_agent::l7::{HttpJoin, HttpSetMeta};
 use weir_flow_agent::monitor::{self, Clock, MonitorStats};
 use weir_flow_agent::store::FlowStore;
@@ -512,7 +514,10 @@ fn bench_enrichment(compiled: &CompiledPolicy) -> EnrichmentHandle {
         revision: 1,
     }]);
     EnrichmentHandle::new(Enrichment {
-        node_name: "bench".into(),
+        node: Arc::new(NodeMeta {
+            name: "bench".into(),
+            labels: vec![],
+        }),
         by_ip: [
             (ip(USERS), meta("users-0", ID_USERS)),
             (ip(FRONTEND), meta("frontend-0", ID_FRONTEND)),

@@ -16,7 +16,7 @@ use weir_policy::compiled::{CompiledPolicy, PolicyRef, RuleSetId};
 use weir_policy::{ClusterState, PolicySet};
 
 use crate::datapath::{AttachOutcome, Datapath, LocalEndpoint, MapWriter, collect_garbage};
-use crate::flows::{Enrichment, EnrichmentHandle, FastMap, PeerMeta, PolicyMeta};
+use crate::flows::{Enrichment, EnrichmentHandle, FastMap, NodeMeta, PeerMeta, PolicyMeta};
 use crate::l7::HttpSetMeta;
 use crate::proxy::{ProxyPolicy, ProxyPolicyHandle};
 
@@ -137,9 +137,11 @@ impl Applier {
             stale_devices_detached: false,
         };
         // Events an earlier agent left in the ring buffer resolve against its rule sets.
-        let node = applier.node_name.clone();
         applier.enrichment.store(Enrichment {
-            node_name: node.into(),
+            node: Arc::new(NodeMeta {
+                name: applier.node_name.clone(),
+                labels: Vec::new(),
+            }),
             rule_sets: rule_set_meta(&applier.persisted.rule_sets, applier.persisted.revision),
             ..Default::default()
         });
@@ -468,17 +470,13 @@ impl Applier {
             .collect();
         let labels_of = |id: u32| compiled.identities.get(&id).cloned().unwrap_or_default();
         let mut e = Enrichment {
-            node_name: self.node_name.as_str().into(),
-            node_labels: state
-                .node(&self.node_name)
-                .map(|n| {
-                    n.labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-                .into(),
+            node: Arc::new(NodeMeta {
+                name: self.node_name.clone(),
+                labels: state
+                    .node(&self.node_name)
+                    .map(|n| n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                    .unwrap_or_default(),
+            }),
             rule_sets: rule_set_meta(&self.persisted.rule_sets, revision),
             http_sets: http_set_meta(compiled, revision),
             http_flow_headers: compiled.http_flow_headers.clone().into(),

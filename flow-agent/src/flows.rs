@@ -26,6 +26,15 @@ pub struct PeerMeta {
     pub workloads: Vec<(String, String)>,
 }
 
+/// The node flows are seen on, as they report it (Hubble's `node_name`, `node_labels`): one
+/// shared value per flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeMeta {
+    pub name: String,
+    /// `key=value`
+    pub labels: Vec<String>,
+}
+
 /// A policy as flows report it (Hubble's `flow.Policy`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyMeta {
@@ -44,8 +53,7 @@ pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Everything enrichment needs, swapped as a whole whenever policy or endpoints change.
 #[derive(Debug, Default)]
 pub struct Enrichment {
-    pub node_name: Arc<str>,
-    pub node_labels: Arc<[String]>,
+    pub node: Arc<NodeMeta>,
     pub by_ip: FastMap<IpAddr, Arc<PeerMeta>>,
     pub by_identity: FastMap<u32, Arc<PeerMeta>>,
     pub interfaces: FastMap<u32, Arc<str>>,
@@ -90,8 +98,7 @@ pub struct StoredFlow {
     pub dst: Option<Arc<PeerMeta>>,
     pub interface: Option<Arc<str>>,
     pub policies: Option<Arc<[PolicyMeta]>>,
-    pub node_name: Arc<str>,
-    pub node_labels: Arc<[String]>,
+    pub node: Arc<NodeMeta>,
     /// Set for L7 flows (HTTP requests and responses).
     pub l7: Option<Arc<HttpRecord>>,
 }
@@ -134,8 +141,7 @@ impl Enrichment {
             policies: (event.rule_set != 0)
                 .then(|| self.rule_sets.get(&event.rule_set).cloned())
                 .flatten(),
-            node_name: self.node_name.clone(),
-            node_labels: self.node_labels.clone(),
+            node: self.node.clone(),
             l7: None,
             event,
         }
@@ -169,7 +175,10 @@ mod tests {
         }]
         .into();
         let e = Enrichment {
-            node_name: "n1".into(),
+            node: Arc::new(NodeMeta {
+                name: "n1".into(),
+                labels: vec![],
+            }),
             by_ip: [("10.200.1.11".parse().unwrap(), users.clone())]
                 .into_iter()
                 .collect(),

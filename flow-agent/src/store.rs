@@ -178,8 +178,7 @@ mod tests {
             dst: None,
             interface: None,
             policies: None,
-            node_name: Arc::from("n"),
-            node_labels: Arc::from(Vec::new()),
+            node: Default::default(),
             l7: None,
         }
     }

@@ -20,7 +20,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use weir_flow_agent::apply::{EndpointRuntime, PolicyStatus, SourceFile};
 use weir_flow_agent::convert::Converter;
-use weir_flow_agent::flows::{PeerMeta, PolicyMeta, StoredFlow};
+use weir_flow_agent::flows::{NodeMeta, PeerMeta, PolicyMeta, StoredFlow};
 use weir_flow_agent::monitor::MonitorStats;
 use weir_flow_agent::server::{Api, HEALTH_SERVICE, ServeError};
 use weir_flow_agent::store::FlowStore;
@@ -311,15 +311,17 @@ impl F {
             dst: Some(self.dst),
             interface: self.interface,
             policies: self.policies,
-            node_name: Arc::from(NODE),
-            node_labels: node_labels(),
+            node: Arc::new(NodeMeta {
+                name: NODE.into(),
+                labels: node_labels(),
+            }),
             l7: None,
         }
     }
 }
 
-fn node_labels() -> Arc<[String]> {
-    Arc::from(vec!["kubernetes.io/hostname=lab-node1".to_string()])
+fn node_labels() -> Vec<String> {
+    vec!["kubernetes.io/hostname=lab-node1".to_string()]
 }
 
 const SYN: u8 = 0x02;
@@ -941,7 +943,7 @@ async fn a_policy_drop_carries_every_field_hubble_shows() {
         destination: Some(endpoint(&p.users)),
         r#type: flow::FlowType::L3L4 as i32,
         node_name: NODE.into(),
-        node_labels: node_labels().to_vec(),
+        node_labels: node_labels(),
         event_type: Some(flow::CiliumEventType {
             r#type: 1,
             sub_type: 133,

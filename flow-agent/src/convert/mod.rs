@@ -92,8 +92,8 @@ impl Converter {
             source: Some(endpoint(f.src.as_deref(), ev.src_identity)),
             destination: Some(endpoint(f.dst.as_deref(), ev.dst_identity)),
             r#type: flow::FlowType::L3L4 as i32,
-            node_name: f.node_name.to_string(),
-            node_labels: f.node_labels.to_vec(),
+            node_name: f.node.name.clone(),
+            node_labels: f.node.labels.clone(),
             event_type: Some(flow::CiliumEventType {
                 r#type: i32::from(ev.r#type),
                 sub_type: match ev.r#type {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use weir_probes::abi::{self, FlowEvent};
 
 use super::*;
-use crate::flows::{PeerMeta, PolicyMeta, StoredFlow};
+use crate::flows::{NodeMeta, PeerMeta, PolicyMeta, StoredFlow};
 use crate::l7::{HttpRecord, L7Kind};
 
 fn peer(name: &str, identity: u32, ep_id: u32) -> Arc<PeerMeta> {
@@ -36,8 +36,10 @@ fn stored(ev: FlowEvent) -> StoredFlow {
             labels: vec!["k8s:io.cilium.k8s.policy.name=users-ingress".into()],
             revision: 4,
         }])),
-        node_name: Arc::from("weir-node1"),
-        node_labels: Arc::from(Vec::new()),
+        node: Arc::new(NodeMeta {
+            name: "weir-node1".into(),
+            labels: Vec::new(),
+        }),
         l7: None,
     }
 }
