@@ -346,7 +346,7 @@ fn l7_decision(pass: &mut SchedClassifier) {
         return;
     }
     // The response: nginx's head for curl's GET, leaving users (from_container) on a connection
-    // whose request was parsed and allowed.
+    // whose handshake passed and whose request was parsed and allowed.
     let request = request("GET", "/api/v1/users/123");
     let response = NGINX_RESPONSE;
     let (mut weir, mut empty) = (Duration::ZERO, Duration::ZERO);
@@ -365,6 +365,12 @@ fn l7_decision(pass: &mut SchedClassifier) {
         let (data, reply) = http_exchange(sport, 1001, 1, &request, response);
         let prog = dp.program(Hook::ToContainer).unwrap();
         assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
+        let prog = dp.program(Hook::FromContainer).unwrap();
+        assert_eq!(
+            testrun::run(prog, &syn_ack(sport), 0, 1).unwrap().0,
+            TC_ACT_OK
+        );
+        let prog = dp.program(Hook::ToContainer).unwrap();
         assert_eq!(testrun::run(prog, &data, 0, 1).unwrap().0, TC_ACT_OK);
         let prog = dp.program(Hook::FromContainer).unwrap();
         let (ret, d) = testrun::run(prog, &reply, 0, 1).unwrap();
@@ -425,6 +431,11 @@ fn agent_http_pipeline() {
         );
         let prog = dp.program(Hook::ToContainer).unwrap();
         assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
+        let prog = dp.program(Hook::FromContainer).unwrap();
+        assert_eq!(
+            testrun::run(prog, &syn_ack(42_000 + c), 0, 1).unwrap().0,
+            TC_ACT_OK
+        );
         exchange(&mut dp, 0, c);
     }
     agent.drain(&mut ring);
@@ -555,6 +566,20 @@ fn http_exchange(
     let ack = cseq + request.len() as u32;
     let reply = testrun::tcp_segment(server, client, HTTP_PORT, sport, 0x18, sseq, ack, response);
     (data, reply)
+}
+
+/// users' SYN-ACK to frontend's SYN from `sport` (sequence number 1000).
+fn syn_ack(sport: u16) -> Vec<u8> {
+    testrun::tcp_segment(
+        ip(USERS),
+        ip(FRONTEND),
+        HTTP_PORT,
+        sport,
+        0x12,
+        0,
+        1001,
+        &[],
+    )
 }
 
 /// Drains and discards the ring buffer so single-run measurements never hit a full buffer.

@@ -88,6 +88,7 @@ struct http_scratch {
 	__u32 client_seq;
 	__u32 server_seq;
 	__u32 ack;                    /* the packet's acknowledgment number */
+	__u32 seq;                    /* the packet's sequence number */
 	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
 	struct weir_l7_event rec;     /* a request's record while it is built */
 	__u8 rec_slack[192];          /* room past rec.data for the bounds the verifier knows of

@@ -479,6 +479,60 @@ __attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
 	return 1;
 }
 
+/* A response's first segment, when it holds the whole status line of a final response to the
+ * only request outstanding (sc->off and sc->end delimit the payload, sc->seq is its sequence
+ * number, sc->tmpl and sc->l7_set are set): reported and the rest of the response skipped as
+ * weir_http_status does, written straight into `stored` with none of the parser's machinery.
+ * Returns 0, changing nothing, for anything else (the general path then parses the segment).
+ * Global: verified once. */
+__attribute__((noinline)) int weir_http_response_start(struct __sk_buff *skb, struct weir_http_conn *stored)
+{
+	struct http_scratch *sc;
+	__u32 zero = 0, number, idx, resync, len;
+	__u16 status;
+	__u64 now;
+	__u8 *b;
+
+	if (!skb || !stored)
+		return 0;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return 0;
+	number = stored->responses;
+	resync = stored->resync_seq;
+	if (stored->requests != number + 1 || sc->end <= sc->off)
+		return 0;
+	len = sc->end - sc->off;
+	if (len < 12)
+		return 0;
+	b = sc->buf;
+	if (bpf_skb_load_bytes(skb, sc->off, b, 12) < 0)
+		return 0;
+	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' ||
+	    b[6] != '.' || (b[7] != '0' && b[7] != '1') || b[8] != ' ')
+		return 0;
+	if (b[9] < '0' || b[9] > '9' || b[10] < '0' || b[10] > '9' || b[11] < '0' || b[11] > '9')
+		return 0;
+	status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
+	if (status < 200)
+		return 0;
+	/* The buffer no longer holds what sc->buf_start and sc->buf_len say. */
+	sc->buf_len = 0;
+	idx = number & (WEIR_HTTP_PENDING - 1);
+	now = bpf_ktime_get_boot_ns();
+	sc->conn.version = stored->version;
+	emit_l7_response(sc, number, status, now - stored->pending_ts[idx], now);
+	stored->resp.status = status;
+	stored->resp.phase = HP_STATUS_REST;
+	stored->resp.pos = 12;
+	stored->resp.head_len = 12;
+	stored->resp.flags = (stored->resp.flags & WEIR_HP_SYNCED) | WEIR_HP_SKIP;
+	stored->resp.skip_from = resync;
+	stored->resp.next_seq = sc->seq + len;
+	stored->responses = number + 1;
+	return 1;
+}
+
 /* A request or response head completed (called by the byte loop, global: verified once).
  * Decides a request and reports it; reports a response. Returns 1 when the request is denied. */
 __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
@@ -631,6 +685,21 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		}
 		resync = next;
 		resyncing = 1;
+	}
+	if (reply && stored && !(p->tcp_flags & TCP_SYN) && p->payload_len >= 12 &&
+	    (stored->resp.flags & (WEIR_HP_SYNCED | WEIR_HP_LOST)) == WEIR_HP_SYNCED &&
+	    (resyncing ? p->seq == resync
+		       : !(stored->resp.flags & WEIR_HP_SKIP) && stored->resp.phase == HP_METHOD &&
+				 stored->resp.head_len == 0 && p->seq == stored->resp.next_seq)) {
+		/* The common response: its first segment starts with its status line. */
+		sc->off = p->payload_off;
+		sc->end = p->payload_off + p->payload_len;
+		sc->seq = p->seq;
+		sc->l7_set = l7_set;
+		l7_parties(v, e, dir, reply);
+		fill_template(sc, p, v);
+		if (weir_http_response_start(skb, stored))
+			return TC_ACT_OK;
 	}
 	if (stored) {
 		/* The captured header values (the struct's tail) only when there are some. */
