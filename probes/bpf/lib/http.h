@@ -142,6 +142,24 @@ static __always_inline int hexval(__u8 c)
 	return -1;
 }
 
+/* "HTTP/1.0" or "HTTP/1.1" at `b`. */
+static __always_inline int http1_version(const __u8 *b)
+{
+	return b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' && b[4] == '/' && b[5] == '1' &&
+	       b[6] == '.' && (b[7] == '0' || b[7] == '1');
+}
+
+static __always_inline int is_digit(__u8 c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A status line's first 12 bytes at `b`: "HTTP/1.x NNN". */
+static __always_inline int status_line(const __u8 *b)
+{
+	return http1_version(b) && b[8] == ' ' && is_digit(b[9]) && is_digit(b[10]) && is_digit(b[11]);
+}
+
 /* "HTTP/1." */
 static __always_inline __u8 version_char(__u32 pos)
 {
@@ -752,21 +770,14 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 		/* A status line, "HTTP/1.x NN", up to the code's last digit (the general loop reads
 		 * that one and reports the response); anything else is left to the general loop. */
 		__u32 at = rel & (HTTP_BUF - 1);
-		__u8 v, d1, d2;
+		const __u8 *b = sc->buf + at;
 
 		if (avail < 12 || at > HTTP_BUF - 12)
 			return 0;
-		if (sc->buf[at] != 'H' || sc->buf[at + 1] != 'T' || sc->buf[at + 2] != 'T' ||
-		    sc->buf[at + 3] != 'P' || sc->buf[at + 4] != '/' || sc->buf[at + 5] != '1' ||
-		    sc->buf[at + 6] != '.' || sc->buf[at + 8] != ' ')
-			return 0;
-		v = sc->buf[at + 7];
-		d1 = sc->buf[at + 9];
-		d2 = sc->buf[at + 10];
-		if ((v != '0' && v != '1') || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9')
+		if (!http1_version(b) || b[8] != ' ' || !is_digit(b[9]) || !is_digit(b[10]))
 			return 0;
 		start_response(ps);
-		ps->status = (d1 - '0') * 10 + (d2 - '0');
+		ps->status = (b[9] - '0') * 10 + (b[10] - '0');
 		ps->pos = 11;
 		j = 11;
 	} else if (!sc->response && (phase == HP_TARGET || phase == HP_METHOD)) {
@@ -798,18 +809,13 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 	} else if (phase == HP_VERSION && ps->pos == 0) {
 		/* "HTTP/1.x" CR LF in one go; anything else is left to the general loop. */
 		__u32 at = rel & (HTTP_BUF - 1);
-		__u8 v;
+		const __u8 *b = sc->buf + at;
 
 		if (avail < 10 || at > HTTP_BUF - 10)
 			return 0;
-		if (sc->buf[at] != 'H' || sc->buf[at + 1] != 'T' || sc->buf[at + 2] != 'T' ||
-		    sc->buf[at + 3] != 'P' || sc->buf[at + 4] != '/' || sc->buf[at + 5] != '1' ||
-		    sc->buf[at + 6] != '.' || sc->buf[at + 8] != '\r' || sc->buf[at + 9] != '\n')
+		if (!http1_version(b) || b[8] != '\r' || b[9] != '\n')
 			return 0;
-		v = sc->buf[at + 7];
-		if (v != '0' && v != '1')
-			return 0;
-		sc->conn.version = v - '0';
+		sc->conn.version = b[7] - '0';
 		ps->pos = 9;
 		ps->phase = HP_HSTART;
 		j = 10;

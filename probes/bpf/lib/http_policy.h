@@ -105,8 +105,8 @@ static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16
 
 /* Reports a response: a record of the header alone (the agent takes the method and URL from the
  * request). */
-static __always_inline void emit_l7_response(const struct http_scratch *sc, __u32 number, __u16 status,
-					     __u64 latency, __u64 now)
+static __always_inline void emit_l7_response(const struct http_scratch *sc, __u8 version, __u32 number,
+					     __u16 status, __u64 latency, __u64 now)
 {
 	struct weir_l7_event *ev;
 
@@ -120,7 +120,7 @@ static __always_inline void emit_l7_response(const struct http_scratch *sc, __u3
 	ev->flow.drop_reason = 0;
 	ev->flow.ts_boot_ns = now;
 	ev->l7_type = WEIR_L7_RESPONSE;
-	ev->version = sc->conn.version;
+	ev->version = version;
 	ev->status = status;
 	ev->l7_set = sc->l7_set;
 	ev->rule = 0xffffffff;
@@ -443,40 +443,44 @@ static __always_inline void l7_parties(struct verdict_ctx *v, const struct weir_
 	tracked_parties(v, e, dir, e->policy_gen & 1);
 }
 
-/* A response's status line is read. When it is the final response (not 1xx) to the only
- * request outstanding, it is reported now and the rest of it is skipped: the response side
+/* A response's status line is read (into `conn`: the parser's working copy, or the
+ * connection's entry). When it is the final response (not 1xx) to the only request
+ * outstanding, it is reported now and the rest of it is skipped: the response side
  * resumes where the next request's first segment says the client has read up to
  * (resync_seq), which for a client that waits for each response is where the next response
  * starts. Its headers and body need no parsing: nothing is enforced on responses, and the
  * next response is found without framing. Otherwise (1xx, pipelined requests) the head is
  * parsed to its end and the response reported there, framing followed. Returns 1 when the
- * rest of the response is skipped. Global: verified once. */
+ * rest of the response is skipped. */
+static __always_inline int skip_final_response(const struct http_scratch *sc, struct weir_http_conn *conn,
+					       __u16 status)
+{
+	__u32 number = conn->responses, idx = number & (WEIR_HTTP_PENDING - 1);
+	__u64 now;
+
+	if (status < 200 || conn->requests != number + 1)
+		return 0;
+	now = bpf_ktime_get_boot_ns();
+	emit_l7_response(sc, conn->version, number, status, now - conn->pending_ts[idx], now);
+	conn->responses = number + 1;
+	conn->resp.flags |= WEIR_HP_SKIP;
+	conn->resp.skip_from = conn->resync_seq;
+	return 1;
+}
+
+/* The status line of a response the parser follows is read (up to its code): skip_final_response
+ * on the working copy. Global: verified once. */
 __attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
 {
 	struct http_scratch *sc;
-	struct weir_http_parser *ps;
-	__u32 zero = 0, number, idx;
-	__u64 now, latency = 0;
-	__u16 status;
+	__u32 zero = 0;
 
 	if (!skb)
 		return 0;
 	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
 	if (!sc || !sc->response)
 		return 0;
-	ps = &sc->conn.resp;
-	number = sc->conn.responses;
-	status = ps->status;
-	if (status < 200 || sc->conn.requests != number + 1)
-		return 0;
-	idx = number & (WEIR_HTTP_PENDING - 1);
-	now = bpf_ktime_get_boot_ns();
-	latency = now - sc->conn.pending_ts[idx];
-	emit_l7_response(sc, number, status, latency, now);
-	sc->conn.responses = number + 1;
-	ps->flags |= WEIR_HP_SKIP;
-	ps->skip_from = sc->conn.resync_seq;
-	return 1;
+	return skip_final_response(sc, &sc->conn, sc->conn.resp.status);
 }
 
 /* A response's first segment, when it holds the whole status line of a final response to the
@@ -488,48 +492,33 @@ __attribute__((noinline)) int weir_http_status(struct __sk_buff *skb)
 __attribute__((noinline)) int weir_http_response_start(struct __sk_buff *skb, struct weir_http_conn *stored)
 {
 	struct http_scratch *sc;
-	__u32 zero = 0, number, idx, resync, len;
+	__u32 zero = 0, len;
 	__u16 status;
-	__u64 now;
 	__u8 *b;
 
 	if (!skb || !stored)
 		return 0;
 	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
-	if (!sc)
-		return 0;
-	number = stored->responses;
-	resync = stored->resync_seq;
-	if (stored->requests != number + 1 || sc->end <= sc->off)
+	if (!sc || sc->end <= sc->off)
 		return 0;
 	len = sc->end - sc->off;
 	if (len < 12)
 		return 0;
 	b = sc->buf;
-	if (bpf_skb_load_bytes(skb, sc->off, b, 12) < 0)
-		return 0;
-	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' ||
-	    b[6] != '.' || (b[7] != '0' && b[7] != '1') || b[8] != ' ')
-		return 0;
-	if (b[9] < '0' || b[9] > '9' || b[10] < '0' || b[10] > '9' || b[11] < '0' || b[11] > '9')
+	/* (The buffer then no longer holds what sc->buf_start and sc->buf_len say.) */
+	sc->buf_len = 0;
+	if (bpf_skb_load_bytes(skb, sc->off, b, 12) < 0 || !status_line(b))
 		return 0;
 	status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
-	if (status < 200)
+	if (!skip_final_response(sc, stored, status))
 		return 0;
-	/* The buffer no longer holds what sc->buf_start and sc->buf_len say. */
-	sc->buf_len = 0;
-	idx = number & (WEIR_HTTP_PENDING - 1);
-	now = bpf_ktime_get_boot_ns();
-	sc->conn.version = stored->version;
-	emit_l7_response(sc, number, status, now - stored->pending_ts[idx], now);
+	/* As the parser leaves a response it reported at its status line. */
 	stored->resp.status = status;
 	stored->resp.phase = HP_STATUS_REST;
 	stored->resp.pos = 12;
 	stored->resp.head_len = 12;
-	stored->resp.flags = (stored->resp.flags & WEIR_HP_SYNCED) | WEIR_HP_SKIP;
-	stored->resp.skip_from = resync;
+	stored->resp.flags &= WEIR_HP_SYNCED | WEIR_HP_SKIP;
 	stored->resp.next_seq = sc->seq + len;
-	stored->responses = number + 1;
 	return 1;
 }
 
@@ -583,7 +572,7 @@ __attribute__((noinline)) int weir_http_head(struct __sk_buff *skb)
 
 			if (number < sc->conn.requests)
 				latency = now - sc->conn.pending_ts[idx];
-			emit_l7_response(sc, number, status, latency, now);
+			emit_l7_response(sc, sc->conn.version, number, status, latency, now);
 			sc->conn.responses = number + 1;
 			no_body = ((sc->conn.pending_head_flags >> idx) & 1) || status == 204 || status == 304;
 		}
