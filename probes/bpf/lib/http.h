@@ -10,6 +10,10 @@
  * request denied: a segment dropped for a gap leaves the state as it was, and its retransmission
  * is parsed again.
  *
+ * The byte loop (weir_http_step) handles every byte in any phase; a fast path (weir_http_scan)
+ * runs through the fields themselves, and weir_http_edge takes the well-formed bytes between a
+ * request's fields, so that a common request head (curl's, wrk's) never enters the byte loop.
+ *
  * The byte loop is a global function, verified once on its own. Every value it carries from one
  * byte to the next lives in the per-CPU scratch map, so the verifier's states converge at the
  * loop head and the cost of verification grows with the loop bound, not with the state machine.
@@ -54,6 +58,7 @@
 #define HTTP_ERROR     4 /* tables missing or the packet unreadable */
 #define HTTP_DENIED    5 /* a request was denied (sc->deny_number, sc->deny_reason) */
 #define HTTP_STATUS    6 /* a response's status line is read (up to its code) */
+#define HTTP_FALLBACK  7 /* weir_http_edge: the general loop takes the next byte */
 
 /* Why a request could not be policed (weir_policy::http::Invalid). */
 #define HTTP_BAD_MALFORMED   1
@@ -63,6 +68,7 @@
 #define HTTP_STEP_BYTES 32 /* bytes (or body runs) one call of weir_http_step handles */
 #define HTTP_RUN_STEPS 32  /* calls of weir_http_step per weir_http_run */
 #define HTTP_BUF 256
+#define HTTP_EDGE_BYTES 32 /* at most the bytes one call of weir_http_edge takes */
 #define HTTP_SCAN_VALUE 32 /* the fast path's bytes of a value whose bytes do more than a
 			    * well-formedness check (the general loop takes the rest of a longer one:
 			    * a larger bound, or handing back to the fast path, costs the verifier
@@ -729,6 +735,19 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 	return HTTP_STEPS;
 }
 
+/* A request line's version and its end, "HTTP/1.x" CR LF, at `b` (10 buffered bytes): taken as
+ * the general loop would take them, up to the next line's start. Returns 0, changing nothing,
+ * for anything else. */
+static __always_inline int request_version(struct http_scratch *sc, struct weir_http_parser *ps, const __u8 *b)
+{
+	if (!http1_version(b) || b[8] != '\r' || b[9] != '\n')
+		return 0;
+	sc->conn.version = b[7] - '0';
+	ps->pos = 9;
+	ps->phase = HP_HSTART;
+	return 1;
+}
+
 /* The fast path of the byte loop, over the buffered payload (http_packet buffers a packet's
  * start; the general loop buffers the rest): a method (from a request's first byte) or a
  * request-target, with a DFA step and the line's capture per byte; a header name, with a DFA step
@@ -811,13 +830,8 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 		__u32 at = rel & (HTTP_BUF - 1);
 		const __u8 *b = sc->buf + at;
 
-		if (avail < 10 || at > HTTP_BUF - 10)
+		if (avail < 10 || at > HTTP_BUF - 10 || !request_version(sc, ps, b))
 			return 0;
-		if (!http1_version(b) || b[8] != '\r' || b[9] != '\n')
-			return 0;
-		sc->conn.version = b[7] - '0';
-		ps->pos = 9;
-		ps->phase = HP_HSTART;
 		j = 10;
 	} else if (phase == HP_NAME) {
 		d = set_dfa(sc, WEIR_DFA_NAME);
@@ -868,6 +882,223 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 	return j;
 }
 
+/* The request's next byte, when it is buffered: EDGE_END when the payload ends, EDGE_LOAD when
+ * the byte is not buffered. */
+#define EDGE_END  (-1)
+#define EDGE_LOAD (-2)
+
+static __always_inline int buffered_byte(const struct http_scratch *sc)
+{
+	__u32 off = sc->off, rel;
+
+	if (off >= sc->end)
+		return EDGE_END;
+	if (off < sc->buf_start)
+		return EDGE_LOAD;
+	rel = off - sc->buf_start;
+	if (rel >= sc->buf_len)
+		return EDGE_LOAD;
+	return sc->buf[rel & (HTTP_BUF - 1)];
+}
+
+/* What weir_http_edge returns when it cannot take the next byte. */
+static __always_inline int edge_stop(int c)
+{
+	return c == EDGE_END ? HTTP_CONSUMED : HTTP_FALLBACK;
+}
+
+/* A byte of the head is taken. */
+static __always_inline void edge_take(struct http_scratch *sc, struct weir_http_parser *ps)
+{
+	sc->off += 1;
+	ps->head_len += 1;
+}
+
+/* The fast path's counterpart at the end of a request's field, where weir_http_scan stops: the
+ * bytes between one field a fast run takes and the next (the spaces of the request line, the
+ * version, the line ends, a header's colon and the spaces before its value, the head's end),
+ * taken as weir_http_step takes them when they are well formed, without its general machinery.
+ * Returns HTTP_STEPS when the next field is reached, HTTP_HEAD_DONE, HTTP_INVALID (a header line
+ * that fails its checks), HTTP_CONSUMED when the payload ends, HTTP_ERROR, or HTTP_FALLBACK,
+ * with the state as the general loop would have left it at that byte, for anything else (a
+ * response, a malformed or unusual byte, a byte not buffered, a head near its limit): the
+ * general loop then takes that byte. Global: verified once (no loop, so cheaply). */
+__attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
+{
+	struct weir_http_parser *ps;
+	struct weir_http_dfa *d;
+	struct http_scratch *sc;
+	__u32 zero = 0, n, i;
+	__u64 m;
+	__u8 phase;
+	int c;
+
+	if (!skb)
+		return HTTP_ERROR;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return HTTP_ERROR;
+	if (sc->off >= sc->end)
+		return HTTP_CONSUMED;
+	ps = &sc->conn.req;
+	/* A request's first byte starts it (the general loop's work), bodies are skipped in bulk,
+	 * and the general loop reports a head that reaches the limit. */
+	if (sc->response || ps->head_len == 0 || ps->head_len > WEIR_HTTP_MAX_HEAD - 1 - HTTP_EDGE_BYTES)
+		return HTTP_FALLBACK;
+	phase = ps->phase;
+	c = buffered_byte(sc);
+	if (c < 0)
+		return edge_stop(c);
+
+	if (phase == HP_METHOD) {
+		if (c != ' ')
+			return HTTP_FALLBACK;
+		d = set_dfa(sc, WEIR_DFA_METHOD);
+		if (!d)
+			return HTTP_ERROR;
+		m = dfa_accept(d, ps->state);
+		n = sc->conn.line_len;
+		/* (CONNECT: the general loop refuses it.) */
+		if (!(m & WEIR_HTTP_BIT_WELLFORMED) ||
+		    (n == 7 && sc->conn.line[0] == 'C' && sc->conn.line[1] == 'O' && sc->conn.line[2] == 'N' &&
+		     sc->conn.line[3] == 'N' && sc->conn.line[4] == 'E' && sc->conn.line[5] == 'C' &&
+		     sc->conn.line[6] == 'T'))
+			return HTTP_FALLBACK;
+		d = set_dfa(sc, WEIR_DFA_PATH);
+		if (!d)
+			return HTTP_ERROR;
+		edge_take(sc, ps);
+		/* The line holds the method and this space. */
+		if (n < 255) {
+			sc->conn.line[n & 0xff] = ' ';
+			n += 1;
+			sc->conn.line_len = n;
+		}
+		sc->conn.method_len = n - 1;
+		ps->method_mask = m;
+		ps->state = d->start;
+		ps->phase = HP_TARGET;
+		return HTTP_STEPS;
+	}
+
+	if (phase == HP_TARGET) {
+		__u32 rel;
+
+		if (c != ' ')
+			return HTTP_FALLBACK;
+		d = set_dfa(sc, WEIR_DFA_PATH);
+		if (!d)
+			return HTTP_ERROR;
+		m = dfa_accept(d, ps->state);
+		if (!(m & WEIR_HTTP_BIT_WELLFORMED))
+			return HTTP_FALLBACK;
+		edge_take(sc, ps);
+		ps->path_mask = m;
+		ps->phase = HP_VERSION;
+		ps->pos = 0;
+		/* The version and the line's end, when buffered (else the fast path's run). */
+		rel = sc->off - sc->buf_start;
+		if (sc->off < sc->buf_start || sc->off + 10 > sc->end || rel > HTTP_BUF - 10 || rel + 10 > sc->buf_len ||
+		    !request_version(sc, ps, sc->buf + (rel & (HTTP_BUF - 1))))
+			return HTTP_STEPS;
+		sc->off += 10;
+		ps->head_len += 10;
+		phase = HP_HSTART;
+	} else if (phase == HP_NAME) {
+		if (c != ':')
+			return HTTP_FALLBACK;
+		d = set_dfa(sc, WEIR_DFA_NAME);
+		if (!d)
+			return HTTP_ERROR;
+		m = dfa_accept(d, ps->state);
+		if (!(m & WEIR_HTTP_BIT_WELLFORMED))
+			return HTTP_FALLBACK;
+		d = set_dfa(sc, WEIR_DFA_VALUE);
+		if (!d)
+			return HTTP_ERROR;
+		edge_take(sc, ps);
+		ps->slots = (__u32)m;
+		ps->flags &= ~WEIR_HP_CAPTURE;
+		if (m & WEIR_HTTP_CAPTURE_MASK) {
+			/* A header whose values flows carry: its mark, then its value. */
+			ps->flags |= WEIR_HP_CAPTURE;
+			hdr_put(sc, WEIR_HTTP_HDR_MARK - 1 + ((m >> WEIR_HTTP_CAPTURE_SHIFT) & 0xf));
+		}
+		ps->state = d->start;
+		ps->value_state = d->start;
+		ps->number = 0;
+		ps->digits = 0;
+		ps->phase = HP_VLEAD;
+		/* The spaces before the value, then its first byte. */
+		for (i = 0; i < 4; i++) {
+			c = buffered_byte(sc);
+			if (c < 0)
+				return edge_stop(c);
+			if (c != ' ' && c != '\t')
+				break;
+			edge_take(sc, ps);
+		}
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			return HTTP_FALLBACK;
+		edge_take(sc, ps);
+		ps->phase = HP_VALUE;
+		value_byte(sc, ps, d, c);
+		return HTTP_STEPS;
+	} else if (phase == HP_VALUE) {
+		int bad;
+
+		if (c != '\r')
+			return HTTP_FALLBACK;
+		edge_take(sc, ps);
+		bad = weir_http_line(skb);
+		ps->phase = HP_LINE_LF;
+		if (bad) {
+			sc->reason = bad;
+			return HTTP_INVALID;
+		}
+		/* A value ends (and is reported) only on a line that passed its checks. */
+		if (ps->flags & WEIR_HP_CAPTURE)
+			hdr_put(sc, WEIR_HTTP_HDR_END);
+		c = buffered_byte(sc);
+		if (c < 0)
+			return edge_stop(c);
+		if (c != '\n')
+			return HTTP_FALLBACK;
+		edge_take(sc, ps);
+		ps->phase = HP_HSTART;
+		phase = HP_HSTART;
+	} else if (phase != HP_HSTART) {
+		return HTTP_FALLBACK;
+	}
+
+	/* The start of a header line, or the head's end. */
+	c = buffered_byte(sc);
+	if (c < 0)
+		return edge_stop(c);
+	if (c == '\r') {
+		edge_take(sc, ps);
+		ps->phase = HP_END_LF;
+		c = buffered_byte(sc);
+		if (c < 0)
+			return edge_stop(c);
+		if (c != '\n')
+			return HTTP_FALLBACK;
+		sc->off += 1;
+		ps->head_len = 0;
+		ps->phase = HP_METHOD;
+		return HTTP_HEAD_DONE;
+	}
+	if (c == ':')
+		return HTTP_FALLBACK;
+	d = set_dfa(sc, WEIR_DFA_NAME);
+	if (!d)
+		return HTTP_ERROR;
+	edge_take(sc, ps);
+	ps->state = dfa_step(d, d->start, c);
+	ps->phase = HP_NAME;
+	return HTTP_STEPS;
+}
+
 /* Up to HTTP_STEP_BYTES * HTTP_RUN_STEPS steps, each after a fast run where one applies. */
 __attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
 {
@@ -877,7 +1108,9 @@ __attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
 		return HTTP_ERROR;
 	for (i = 0; i < HTTP_RUN_STEPS; i++) {
 		weir_http_scan(skb);
-		r = weir_http_step(skb);
+		r = weir_http_edge(skb);
+		if (r == HTTP_FALLBACK)
+			r = weir_http_step(skb);
 		if (r == HTTP_STATUS) {
 			/* A response reported at its status line stops being parsed. */
 			if (weir_http_status(skb))
