@@ -1099,6 +1099,17 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 	return HTTP_STEPS;
 }
 
+/* Whether the payload ends where the head that just completed ends (the common case: the
+ * parser then has nothing left to do in this segment). */
+static __always_inline int head_consumed(void)
+{
+	struct http_scratch *sc;
+	__u32 zero = 0;
+
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	return sc && sc->off >= sc->end;
+}
+
 /* Up to HTTP_STEP_BYTES * HTTP_RUN_STEPS steps, each after a fast run where one applies. */
 __attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
 {
@@ -1123,6 +1134,9 @@ __attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
 			 * within the verifier's 512 bytes. */
 			if (weir_http_head(skb))
 				return HTTP_DENIED;
+			/* The common end: one head, the segment's last bytes. */
+			if (head_consumed())
+				return HTTP_CONSUMED;
 			r = HTTP_STEPS;
 			continue;
 		}
