@@ -68,6 +68,9 @@
 #define HTTP_STEP_BYTES 32 /* bytes (or body runs) one call of weir_http_step handles */
 #define HTTP_RUN_STEPS 32  /* calls of weir_http_step per weir_http_run */
 #define HTTP_BUF 256
+#define HTTP_SHORT_DATA 128 /* a short request's record (http_policy.h, emit_l7) is written
+			     * straight onto the ring: the header, then this many bytes, the Host's
+			     * room and the line's first 64 bytes, or the line's first 128 */
 #define HTTP_EDGE_BYTES 32 /* at most the bytes one call of weir_http_edge takes */
 #define HTTP_SCAN_VALUE 32 /* the fast path's bytes of a value whose bytes do more than a
 			    * well-formedness check (the general loop takes the rest of a longer one:
@@ -288,8 +291,10 @@ static __always_inline void start_request(struct http_scratch *sc, struct weir_h
 	sc->conn.host_raw = 0;
 	sc->conn.method_len = 0;
 	sc->conn.hdrs_len = 0;
-	/* The Host's room goes whole into the request's record: nothing of an earlier Host. */
+	/* The Host's room goes whole into the request's record, and a short request's record holds
+	 * its line's first bytes whole: nothing of an earlier Host or line. */
 	__builtin_memset(sc->conn.host, 0, sizeof(sc->conn.host));
+	__builtin_memset(sc->conn.line, 0, HTTP_SHORT_DATA);
 	/* With no response outstanding, this request's response starts at what the client
 	 * acknowledges now. (Pipelined: unknown, left as it was.) */
 	if (sc->conn.requests == sc->conn.responses)

@@ -59,17 +59,11 @@ static __always_inline __u64 http_allowed(const struct http_scratch *sc)
 	return ps->method_mask & ps->path_mask & set->rule_bits & ~failed;
 }
 
-/* Reports a request; the flow part comes from the packet's template. The record is built in the
- * scratch map and only its header and the captured bytes go on the ring: a request with a
- * 20-byte line and a Host makes a record of 212 bytes, not 576. */
-static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16 drop_reason, __u32 rule,
-				    __u32 number, __u16 status, __u64 now)
+/* The header of a request's record. */
+static __always_inline void l7_request_header(struct weir_l7_event *ev, const struct http_scratch *sc, __u8 verdict,
+					      __u16 drop_reason, __u32 rule, __u32 number, __u16 status, __u64 now,
+					      __u32 line, __u32 host, __u32 hdrs)
 {
-	struct weir_l7_event *ev = &sc->rec;
-	/* Within their caps by construction (255, 64, 128); the masks are what the verifier sees,
-	 * and rec_slack covers them and the values' whole copy. */
-	__u32 line = sc->conn.line_len & 0xff, host = sc->conn.host_len & 0x7f, hdrs = sc->conn.hdrs_len & 0xff;
-
 	__builtin_memcpy(&ev->flow, &sc->tmpl, sizeof(ev->flow));
 	ev->flow.verdict = verdict;
 	ev->flow.drop_reason = drop_reason;
@@ -86,6 +80,38 @@ static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16
 	ev->line_len = line;
 	ev->host_len = host;
 	ev->hdrs_len = hdrs;
+}
+
+/* Reports a request; the flow part comes from the packet's template. A short one (no captured
+ * header values, a line within what HTTP_SHORT_DATA leaves it) goes straight onto the ring; any
+ * other is built in the scratch map and only its header and the captured bytes go on the ring:
+ * a request with a 100-byte line and a Host makes a record of 292 bytes, not 576. */
+static __always_inline void emit_l7(struct http_scratch *sc, __u8 verdict, __u16 drop_reason, __u32 rule,
+				    __u32 number, __u16 status, __u64 now)
+{
+	struct weir_l7_event *ev = &sc->rec;
+	/* Within their caps by construction (255, 64, 128); the masks are what the verifier sees,
+	 * and rec_slack covers them and the values' whole copy. */
+	__u32 line = sc->conn.line_len & 0xff, host = sc->conn.host_len & 0x7f, hdrs = sc->conn.hdrs_len & 0xff;
+
+	if (!hdrs && line <= (host ? HTTP_SHORT_DATA - WEIR_HTTP_HOST_CAP : HTTP_SHORT_DATA)) {
+		ev = bpf_ringbuf_reserve(&weir_events, WEIR_L7_HEADER_LEN + HTTP_SHORT_DATA, 0);
+		if (!ev) {
+			count_lost();
+			return;
+		}
+		l7_request_header(ev, sc, verdict, drop_reason, rule, number, status, now, line, host, 0);
+		if (host) {
+			__builtin_memcpy(ev->data, sc->conn.host, WEIR_HTTP_HOST_CAP);
+			__builtin_memcpy(ev->data + WEIR_HTTP_HOST_CAP, sc->conn.line,
+					 HTTP_SHORT_DATA - WEIR_HTTP_HOST_CAP);
+		} else {
+			__builtin_memcpy(ev->data, sc->conn.line, HTTP_SHORT_DATA);
+		}
+		submit_event(ev, WEIR_L7_HEADER_LEN + HTTP_SHORT_DATA);
+		return;
+	}
+	l7_request_header(ev, sc, verdict, drop_reason, rule, number, status, now, line, host, hdrs);
 	/* Copies of fixed size (they cost less than a helper call, and bpf_probe_read_kernel would
 	 * need CAP_PERFMON and no kernel lockdown): the Host's room when there is a Host, the line,
 	 * then the captured values packed after it. */
