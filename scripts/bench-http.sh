@@ -279,4 +279,14 @@ if [ "${BENCH_PERF:-0}" = 1 ]; then
 			} END { printf "| %s | %.1f %% | %.1f %% | %.1f %% | %.1f %% | %.1f %% | %.1f %% | %.1f %% |\n",
 				path, t["wrk"], t["nginx"], t["bpf"], t["ring"], t["agent"], t["idle"], t["other"] }'
 	done
+	echo
+	echo "BPF programs and global functions in weir's run (share of all samples, top 12):"
+	echo
+	echo "| share | program or function |"
+	echo "|---|---|"
+	perf report -i "$WORK/perf-weir.data" --no-children --sort sym -F overhead,sym 2>/dev/null |
+		awk '/^#/ || NF < 2 { next } $NF ~ /^bpf_prog_/ {
+			name = $NF; sub(/^bpf_prog_[0-9a-f]+_/, "", name); t[name] += $1
+		} END { for (n in t) printf "%.2f %s\n", t[n], n }' |
+		sort -rn | head -12 | awk '{ printf "| %.2f %% | `%s` |\n", $1, $2 }'
 fi
