@@ -375,6 +375,15 @@ static __always_inline int scannable(const struct http_scratch *sc, const struct
 	}
 }
 
+/* Whether the captured line's method, `method_len` bytes, is CONNECT. */
+static __always_inline int method_is_connect(const struct http_scratch *sc, __u32 method_len)
+{
+	const __u8 *l = sc->conn.line;
+
+	return method_len == 7 && l[0] == 'C' && l[1] == 'O' && l[2] == 'N' && l[3] == 'N' && l[4] == 'E' &&
+	       l[5] == 'C' && l[6] == 'T';
+}
+
 /* Parses the packet's payload from sc->off until the payload ends, a request is denied, the input
  * is invalid or HTTP_STEP_BYTES steps are done. Global: the verifier checks it once, on its own
  * (its cost grows with the loop bound, so the bound is small and weir_http_run repeats it). */
@@ -476,9 +485,7 @@ __attribute__((noinline)) int weir_http_step(struct __sk_buff *skb)
 				ps->method_mask = m;
 				/* The line holds the method and this space. */
 				sc->conn.method_len = sc->conn.line_len - 1;
-				if (sc->conn.method_len == 7 && sc->conn.line[0] == 'C' && sc->conn.line[1] == 'O' &&
-				    sc->conn.line[2] == 'N' && sc->conn.line[3] == 'N' && sc->conn.line[4] == 'E' &&
-				    sc->conn.line[5] == 'C' && sc->conn.line[6] == 'T') {
+				if (method_is_connect(sc, sc->conn.method_len)) {
 					bad = HTTP_BAD_UNSUPPORTED;
 					break;
 				}
@@ -912,6 +919,22 @@ static __always_inline int edge_stop(int c)
 	return c == EDGE_END ? HTTP_CONSUMED : HTTP_FALLBACK;
 }
 
+/* Whether the field `kind`'s DFA reads ends, well formed, at `c` (its separator `sep`): 0, with
+ * its accepting bits in *m; HTTP_FALLBACK when not, HTTP_ERROR without tables. */
+static __always_inline int edge_field_end(const struct http_scratch *sc, const struct weir_http_parser *ps, int c,
+					  int sep, __u32 kind, __u64 *m)
+{
+	struct weir_http_dfa *d;
+
+	if (c != sep)
+		return HTTP_FALLBACK;
+	d = set_dfa(sc, kind);
+	if (!d)
+		return HTTP_ERROR;
+	*m = dfa_accept(d, ps->state);
+	return (*m & WEIR_HTTP_BIT_WELLFORMED) ? 0 : HTTP_FALLBACK;
+}
+
 /* A byte of the head is taken. */
 static __always_inline void edge_take(struct http_scratch *sc, struct weir_http_parser *ps)
 {
@@ -934,9 +957,9 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 	struct weir_http_dfa *d;
 	struct http_scratch *sc;
 	__u32 zero = 0, n, i;
-	__u64 m;
+	__u64 m = 0;
 	__u8 phase;
-	int c;
+	int c, r;
 
 	if (!skb)
 		return HTTP_ERROR;
@@ -956,18 +979,12 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 		return edge_stop(c);
 
 	if (phase == HP_METHOD) {
-		if (c != ' ')
-			return HTTP_FALLBACK;
-		d = set_dfa(sc, WEIR_DFA_METHOD);
-		if (!d)
-			return HTTP_ERROR;
-		m = dfa_accept(d, ps->state);
+		r = edge_field_end(sc, ps, c, ' ', WEIR_DFA_METHOD, &m);
+		if (r)
+			return r;
 		n = sc->conn.line_len;
 		/* (CONNECT: the general loop refuses it.) */
-		if (!(m & WEIR_HTTP_BIT_WELLFORMED) ||
-		    (n == 7 && sc->conn.line[0] == 'C' && sc->conn.line[1] == 'O' && sc->conn.line[2] == 'N' &&
-		     sc->conn.line[3] == 'N' && sc->conn.line[4] == 'E' && sc->conn.line[5] == 'C' &&
-		     sc->conn.line[6] == 'T'))
+		if (method_is_connect(sc, n))
 			return HTTP_FALLBACK;
 		d = set_dfa(sc, WEIR_DFA_PATH);
 		if (!d)
@@ -989,14 +1006,9 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 	if (phase == HP_TARGET) {
 		__u32 rel;
 
-		if (c != ' ')
-			return HTTP_FALLBACK;
-		d = set_dfa(sc, WEIR_DFA_PATH);
-		if (!d)
-			return HTTP_ERROR;
-		m = dfa_accept(d, ps->state);
-		if (!(m & WEIR_HTTP_BIT_WELLFORMED))
-			return HTTP_FALLBACK;
+		r = edge_field_end(sc, ps, c, ' ', WEIR_DFA_PATH, &m);
+		if (r)
+			return r;
 		edge_take(sc, ps);
 		ps->path_mask = m;
 		ps->phase = HP_VERSION;
@@ -1010,14 +1022,9 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 		ps->head_len += 10;
 		phase = HP_HSTART;
 	} else if (phase == HP_NAME) {
-		if (c != ':')
-			return HTTP_FALLBACK;
-		d = set_dfa(sc, WEIR_DFA_NAME);
-		if (!d)
-			return HTTP_ERROR;
-		m = dfa_accept(d, ps->state);
-		if (!(m & WEIR_HTTP_BIT_WELLFORMED))
-			return HTTP_FALLBACK;
+		r = edge_field_end(sc, ps, c, ':', WEIR_DFA_NAME, &m);
+		if (r)
+			return r;
 		d = set_dfa(sc, WEIR_DFA_VALUE);
 		if (!d)
 			return HTTP_ERROR;
