@@ -18,8 +18,8 @@ use crate::l7::HttpJoin;
 use crate::store::FlowStore;
 
 /// The datapath wakes the monitor only once 32 KiB of events are queued (1/32 of a ring
-/// smaller than 1 MiB; `wake_flags` in `events.h`); otherwise the monitor finds the events
-/// within this many milliseconds.
+/// smaller than 1 MiB; `WAKE_BYTES` in `datapath/mod.rs`); otherwise the monitor finds the
+/// events within this many milliseconds.
 const POLL_MS: u16 = 100;
 
 /// Flows are handed to the store in batches of at most this many.

@@ -155,7 +155,7 @@ pub struct RuntimeConfig {
     pub ct_lifetime_close_jiffies: u64,
     pub ct_lifetime_other_jiffies: u64,
     pub policy_verdict_events: u32,
-    pub reserved_0: u32,
+    pub wake_bytes: u32,
 }
 
 // ---- Maps ----------------------------------------------------------------------------------
@@ -718,7 +718,7 @@ pub const LAYOUTS: &[Layout] = &[
     },
     layout!("weir_runtime_config", RuntimeConfig, {
         trace_interval_jiffies, drop_interval_jiffies, ct_lifetime_tcp_jiffies, ct_lifetime_syn_jiffies,
-        ct_lifetime_close_jiffies, ct_lifetime_other_jiffies, policy_verdict_events, reserved_0,
+        ct_lifetime_close_jiffies, ct_lifetime_other_jiffies, policy_verdict_events, wake_bytes,
     }),
     layout!("weir_config", Config, { policy_gen, reserved_0 }),
     layout!("weir_endpoint_slot", EndpointSlot, { identity, flags, ingress_selecting, egress_selecting }),

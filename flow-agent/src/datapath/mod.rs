@@ -62,8 +62,18 @@ impl Default for Timing {
     }
 }
 
+/// The datapath wakes the agent once this many bytes of events are queued (or 1/32 of a ring
+/// smaller than 1 MiB); below that the agent finds them at its next poll. A wakeup per event
+/// would cost the agent a context switch per event; a large threshold makes each drain long, and
+/// a drain holds up whatever it preempts on a busy node: with 256 KiB (1/32 of the default 8 MiB
+/// ring, the threshold before), a drain of ~1 300 HTTP records took ~0.35 ms and set the p99
+/// latency of `scripts/bench-http.sh`'s single connection; 8 KiB doubled the agent's CPU
+/// (docs/performance.md). The ring itself stays large, for bursts the agent cannot keep up with
+/// at once.
+const WAKE_BYTES: u32 = 32 << 10;
+
 impl Timing {
-    fn runtime(&self, clock: &KernelClock) -> RuntimeConfig {
+    fn runtime(&self, clock: &KernelClock, ring_bytes: u32) -> RuntimeConfig {
         RuntimeConfig {
             trace_interval_jiffies: clock.to_jiffies(self.trace_interval),
             drop_interval_jiffies: clock.to_jiffies(self.drop_interval),
@@ -72,7 +82,7 @@ impl Timing {
             ct_lifetime_close_jiffies: clock.to_jiffies(self.ct_lifetime_close),
             ct_lifetime_other_jiffies: clock.to_jiffies(self.ct_lifetime_other),
             policy_verdict_events: u32::from(self.policy_verdict_events),
-            reserved_0: 0,
+            wake_bytes: (ring_bytes / 32).min(WAKE_BYTES),
         }
     }
 }
@@ -251,7 +261,7 @@ impl Datapath {
     /// and pinned.
     pub fn load(opts: &DatapathOptions) -> Result<Datapath, DatapathError> {
         let clock = KernelClock::new()?;
-        let runtime = opts.timing.runtime(&clock);
+        let runtime = opts.timing.runtime(&clock, opts.events_ring_bytes);
         let mut loader = EbpfLoader::new();
         loader
             .override_global(weir_probes::RUNTIME_CONFIG_GLOBAL, &runtime, true)

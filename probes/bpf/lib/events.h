@@ -15,6 +15,7 @@ const volatile struct weir_runtime_config weir_runtime = {
 	.ct_lifetime_close_jiffies = 10 * 250,
 	.ct_lifetime_other_jiffies = 60 * 250,
 	.policy_verdict_events = 1,
+	.wake_bytes = 32 << 10,
 };
 
 /* Events are written through a ring-buffer reservation, which gives the type no BTF of its
@@ -82,29 +83,17 @@ static __always_inline void fill_flow_event(struct weir_flow_event *ev, const st
 	ev->l7_ref = 0;
 }
 
-/* The agent is woken once WEIR_WAKE_BYTES are queued (or 1/32 of a ring smaller than 1 MiB);
- * below that it finds the events at its next poll (every 100 ms). A wakeup per event would cost
- * the agent a context switch per event; a large threshold makes each drain long, and a drain
- * holds up whatever it preempts on a busy node: with 256 KiB (1/32 of the default 8 MiB ring, the
- * threshold before), a drain of ~1 300 HTTP records took ~0.35 ms and set the p99 latency of
- * scripts/bench-http.sh's single connection (docs/performance.md). The ring itself stays large,
- * for bursts the agent cannot keep up with at once.
- *
- * Only the event that makes the queue cross the threshold wakes the agent (a wakeup is an
- * interrupt, an exit to the hypervisor in a VM); until the agent drains the queue, later events
- * do not, and its poll timeout covers a wakeup it missed. `queued`: the bytes queued before this
- * event; `size`: the event's. */
-#define WEIR_WAKE_BYTES (32 << 10)
-#define WEIR_WAKE_SHIFT 5
-
+/* The agent is woken once weir_runtime.wake_bytes of events are queued (the loader's choice,
+ * WAKE_BYTES in flow-agent/src/datapath/mod.rs: 32 KiB); below that it finds the events at its
+ * next poll (every 100 ms). Only the event that makes the queue cross the threshold wakes the
+ * agent (a wakeup is an interrupt, an exit to the hypervisor in a VM); until the agent drains
+ * the queue, later events do not, and its poll timeout covers a wakeup it missed. `queued`: the
+ * bytes queued before this event; `size`: the event's. */
 static __always_inline __u64 wake_flags(__u64 queued, __u64 size)
 {
 	/* A record takes its size plus an 8-byte header, rounded up to 8 bytes. */
 	__u64 taken = (size + 8 + 7) & ~7ULL;
-	__u64 threshold = bpf_ringbuf_query(&weir_events, BPF_RB_RING_SIZE) >> WEIR_WAKE_SHIFT;
-
-	if (threshold > WEIR_WAKE_BYTES)
-		threshold = WEIR_WAKE_BYTES;
+	__u64 threshold = weir_runtime.wake_bytes;
 
 	return queued < threshold && queued + taken >= threshold ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }

@@ -107,7 +107,7 @@ struct weir_runtime_config {
 	__u64 ct_lifetime_close_jiffies; /* TCP after FIN from both sides or RST */
 	__u64 ct_lifetime_other_jiffies; /* UDP, ICMP, other */
 	__u32 policy_verdict_events; /* 1: emit policy-verdict events on new connections where enforced */
-	__u32 reserved_0;
+	__u32 wake_bytes;            /* the agent is woken once this many bytes of events are queued */
 };
 
 /* ---- Maps -------------------------------------------------------------------------------- */
