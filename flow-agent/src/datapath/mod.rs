@@ -63,14 +63,20 @@ impl Default for Timing {
 }
 
 /// The datapath wakes the agent once this many bytes of events are queued (or 1/32 of a ring
-/// smaller than 1 MiB); below that the agent finds them at its next poll. A wakeup per event
-/// would cost the agent a context switch per event; a large threshold makes each drain long, and
-/// a drain holds up whatever it preempts on a busy node: with 256 KiB (1/32 of the default 8 MiB
-/// ring, the threshold before), a drain of ~1 300 HTTP records took ~0.35 ms and set the p99
-/// latency of `scripts/bench-http.sh`'s single connection; 8 KiB doubled the agent's CPU
+/// smaller than 1 MiB, [`wake_bytes`]); below that the agent finds them at its next poll. A
+/// wakeup per event would cost the agent a context switch per event; a large threshold makes
+/// each drain long, and a drain holds up whatever it preempts on a busy node: with 256 KiB (1/32
+/// of the default 8 MiB ring, the threshold before) a drain is ~1 300 HTTP records, ~0.35 ms at
+/// the 270–300 ns per record the datapath benchmark measures, and it set the p99 latency of
+/// `scripts/bench-http.sh`'s single connection; 8 KiB doubled the agent's CPU
 /// (docs/performance.md). The ring itself stays large, for bursts the agent cannot keep up with
 /// at once.
 const WAKE_BYTES: u32 = 32 << 10;
+
+/// The wake threshold for a ring of `ring_bytes`.
+fn wake_bytes(ring_bytes: u32) -> u32 {
+    (ring_bytes / 32).min(WAKE_BYTES)
+}
 
 impl Timing {
     fn runtime(&self, clock: &KernelClock, ring_bytes: u32) -> RuntimeConfig {
@@ -82,7 +88,7 @@ impl Timing {
             ct_lifetime_close_jiffies: clock.to_jiffies(self.ct_lifetime_close),
             ct_lifetime_other_jiffies: clock.to_jiffies(self.ct_lifetime_other),
             policy_verdict_events: u32::from(self.policy_verdict_events),
-            wake_bytes: (ring_bytes / 32).min(WAKE_BYTES),
+            wake_bytes: wake_bytes(ring_bytes),
         }
     }
 }
@@ -641,4 +647,17 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
         .map_err(DatapathError::MountBpffs)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_is_woken_at_32_kib_or_a_32nd_of_a_smaller_ring() {
+        assert_eq!(wake_bytes(8 << 20), 32 << 10);
+        assert_eq!(wake_bytes(1 << 20), 32 << 10);
+        assert_eq!(wake_bytes(256 << 10), 8 << 10);
+        assert_eq!(wake_bytes(4096), 128);
+    }
 }

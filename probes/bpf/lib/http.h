@@ -66,7 +66,8 @@
 #define HTTP_BAD_UNSUPPORTED 3
 
 #define HTTP_STEP_BYTES 32 /* bytes (or body runs) one call of weir_http_step handles */
-#define HTTP_RUN_STEPS 32  /* calls of weir_http_step per weir_http_run */
+#define HTTP_RUN_STEPS 32  /* steps per weir_http_run: a fast run, then weir_http_edge or
+			    * weir_http_step up to the next field */
 #define HTTP_BUF 256
 #define HTTP_SHORT_DATA 128 /* a short request's record (http_policy.h, emit_l7) is written
 			     * straight onto the ring: the header, then this many bytes, the Host's
