@@ -249,7 +249,7 @@ fn l7_flow(
 ) -> StoredFlow {
     let mut flow = enrich.enrich(*f, time_unix_ns);
     flow.policies = policies;
-    flow.l7 = Some(Arc::new(record));
+    flow.l7 = Some(record);
     flow
 }
 
@@ -374,7 +374,7 @@ mod tests {
         let mut out = Vec::new();
         HttpJoin::new().flows(&req, &e, 10, &mut out);
         assert_eq!(
-            out[0].l7.as_deref().unwrap().headers,
+            out[0].l7.as_ref().unwrap().headers,
             [
                 ("x-request-id".to_string(), "r-42".to_string()),
                 ("content-type".to_string(), "application/json".to_string()),
@@ -398,10 +398,7 @@ mod tests {
         assert_eq!(join.pending(), 1);
         join.flows(&response_to(&req, 200, 1_500_000), &e, 11, &mut out);
         assert_eq!(join.pending(), 0);
-        let rec: Vec<_> = out
-            .iter()
-            .map(|f| f.l7.as_deref().unwrap().clone())
-            .collect();
+        let rec: Vec<_> = out.iter().map(|f| f.l7.as_ref().unwrap().clone()).collect();
         assert_eq!(
             rec[0],
             HttpRecord {
@@ -455,7 +452,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b"]);
         join.flows(&response_to(&req, 403, 40_000), &e, 11, &mut out);
-        let answer = out[1].l7.as_deref().unwrap();
+        let answer = out[1].l7.as_ref().unwrap();
         assert_eq!(
             (answer.kind, answer.code, &*answer.method),
             (L7Kind::Response, 403, "DELETE")
@@ -515,7 +512,7 @@ mod tests {
         let err = join.record(&next.to_bytes()[..100], &e, |t| t as i64, &mut out);
         assert!(matches!(err, Err(DecodeError::Truncated { .. })), "{err:?}");
         assert_eq!(out.len(), 2);
-        let (q, r) = (out[0].l7.as_deref().unwrap(), out[1].l7.as_deref().unwrap());
+        let (q, r) = (out[0].l7.as_ref().unwrap(), out[1].l7.as_ref().unwrap());
         assert_eq!(
             (q.kind, &*q.method, &*q.url),
             (L7Kind::Request, "GET", "http://users/api/v1/users/1")
@@ -542,6 +539,6 @@ mod tests {
         assert_eq!(join.pending(), MAX_PENDING);
         req.number = 0;
         join.flows(&response_to(&req, 200, 1), &e, 0, &mut out);
-        assert_eq!(&*out[0].l7.as_deref().unwrap().method, "");
+        assert_eq!(&*out[0].l7.as_ref().unwrap().method, "");
     }
 }

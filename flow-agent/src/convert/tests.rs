@@ -225,8 +225,8 @@ fn uuids_are_unique_per_flow_and_instance() {
     assert_ne!(u, Converter { instance: 1 }.uuid(1));
 }
 
-fn http(kind: L7Kind, code: u32, latency_ns: u64) -> Arc<HttpRecord> {
-    Arc::new(HttpRecord {
+fn http(kind: L7Kind, code: u32, latency_ns: u64) -> HttpRecord {
+    HttpRecord {
         kind,
         protocol: "HTTP/1.1",
         code,
@@ -234,7 +234,7 @@ fn http(kind: L7Kind, code: u32, latency_ns: u64) -> Arc<HttpRecord> {
         method: "DELETE".into(),
         url: "http://users/api/v1/users/123".into(),
         headers: Vec::new(),
-    })
+    }
 }
 
 #[test]

@@ -469,6 +469,6 @@ fn report(ctx: &ProxyContext, conn: Conn, d: &CallDecision, record: HttpRecord) 
             (true, None) => None::<Arc<[PolicyMeta]>>,
         };
     }
-    flow.l7 = Some(Arc::new(record));
+    flow.l7 = Some(record);
     ctx.store.push_batch(&mut vec![flow]);
 }
