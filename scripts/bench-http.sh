@@ -289,4 +289,13 @@ if [ "${BENCH_PERF:-0}" = 1 ]; then
 			name = $NF; sub(/^bpf_prog_[0-9a-f]+_/, "", name); t[name] += $1
 		} END { for (n in t) printf "%.2f %s\n", t[n], n }' |
 		sort -rn | head -12 | awk '{ printf "| %.2f %% | `%s` |\n", $1, $2 }'
+	echo
+	echo "The agent's functions in weir's run (share of all samples, top 15):"
+	echo
+	echo "| share | function |"
+	echo "|---|---|"
+	perf report -i "$WORK/perf-weir.data" --no-children --sort comm,sym -F overhead,comm,sym 2>/dev/null |
+		awk '/^#/ || NF < 4 { next } $2 ~ /^(weir-|tokio)/ {
+			name = $0; sub(/^ *[0-9.]+% +[^ ]+ +\[[^]]*\] +/, "", name); printf "%s\t%s\n", $1, name
+		}' | sort -rn | head -15 | awk -F '\t' '{ printf "| %s | `%s` |\n", $1, $2 }'
 fi
