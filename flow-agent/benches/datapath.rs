@@ -352,24 +352,8 @@ fn l7_decision(pass: &mut SchedClassifier) {
     let (mut weir, mut empty) = (Duration::ZERO, Duration::ZERO);
     for i in 0..NEW_CONNECTIONS {
         let sport = 1024 + ((5 * NEW_CONNECTIONS + i) % 60_000) as u16;
-        let syn = testrun::tcp_segment(
-            ip(FRONTEND),
-            ip(USERS),
-            sport,
-            HTTP_PORT,
-            0x02,
-            1000,
-            0,
-            &[],
-        );
+        handshake(&mut dp, sport);
         let (data, reply) = http_exchange(sport, 1001, 1, &request, response);
-        let prog = dp.program(Hook::ToContainer).unwrap();
-        assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
-        let prog = dp.program(Hook::FromContainer).unwrap();
-        assert_eq!(
-            testrun::run(prog, &syn_ack(sport), 0, 1).unwrap().0,
-            TC_ACT_OK
-        );
         let prog = dp.program(Hook::ToContainer).unwrap();
         assert_eq!(testrun::run(prog, &data, 0, 1).unwrap().0, TC_ACT_OK);
         let prog = dp.program(Hook::FromContainer).unwrap();
@@ -419,23 +403,7 @@ fn agent_http_pipeline() {
     // Untimed: each connection's SYN and first exchange (which also report the connection and
     // its first reply as traces).
     for c in 0..CONNECTIONS {
-        let syn = testrun::tcp_segment(
-            ip(FRONTEND),
-            ip(USERS),
-            42_000 + c,
-            HTTP_PORT,
-            0x02,
-            1000,
-            0,
-            &[],
-        );
-        let prog = dp.program(Hook::ToContainer).unwrap();
-        assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
-        let prog = dp.program(Hook::FromContainer).unwrap();
-        assert_eq!(
-            testrun::run(prog, &syn_ack(42_000 + c), 0, 1).unwrap().0,
-            TC_ACT_OK
-        );
+        handshake(&mut dp, 42_000 + c);
         exchange(&mut dp, 0, c);
     }
     agent.drain(&mut ring);
@@ -568,18 +536,17 @@ fn http_exchange(
     (data, reply)
 }
 
-/// users' SYN-ACK to frontend's SYN from `sport` (sequence number 1000).
-fn syn_ack(sport: u16) -> Vec<u8> {
-    testrun::tcp_segment(
-        ip(USERS),
-        ip(FRONTEND),
-        HTTP_PORT,
-        sport,
-        0x12,
-        0,
-        1001,
-        &[],
-    )
+/// frontend's SYN from `sport` to users' HTTP port (sequence number 1000) through users'
+/// `to_container`, and users' SYN-ACK through its `from_container`: a connection whose parser
+/// state follows both directions.
+fn handshake(dp: &mut Datapath, sport: u16) {
+    let (client, server) = (ip(FRONTEND), ip(USERS));
+    let syn = testrun::tcp_segment(client, server, sport, HTTP_PORT, 0x02, 1000, 0, &[]);
+    let syn_ack = testrun::tcp_segment(server, client, HTTP_PORT, sport, 0x12, 0, 1001, &[]);
+    let prog = dp.program(Hook::ToContainer).unwrap();
+    assert_eq!(testrun::run(prog, &syn, 0, 1).unwrap().0, TC_ACT_OK);
+    let prog = dp.program(Hook::FromContainer).unwrap();
+    assert_eq!(testrun::run(prog, &syn_ack, 0, 1).unwrap().0, TC_ACT_OK);
 }
 
 /// Drains and discards the ring buffer so single-run measurements never hit a full buffer.
