@@ -361,6 +361,12 @@ impl Harness {
 
     /// Removes the current connection's CT entry (its ports come round again).
     fn forget(&mut self) {
+        let key = self.ct_key();
+        let _ = self.writer.ct().remove(&key);
+    }
+
+    /// The CT key of the current connection (the server's ingress).
+    fn ct_key(&self) -> CtKey {
         let mut key = CtKey {
             sport: self.sport,
             dport: 80,
@@ -374,7 +380,16 @@ impl Harness {
             key.saddr[..4].copy_from_slice(&c.octets());
             key.daddr[..4].copy_from_slice(&s.octets());
         }
-        let _ = self.writer.ct().remove(&key);
+        key
+    }
+
+    /// The current connection's CT entry.
+    fn ct_entry(&mut self) -> Result<abi::CtEntry, String> {
+        let key = self.ct_key();
+        self.writer
+            .ct()
+            .get(&key, 0)
+            .map_err(|e| format!("CT entry of port {}: {e}", self.sport))
     }
 }
 
@@ -597,6 +612,107 @@ fn check_dense_segments(
     Ok(checked + 1)
 }
 
+/// A connection's HTTP state is in the slot of `weir_http_conn` its CT entry names, and only
+/// while the slot names the connection as its owner: the state carries over a policy change
+/// (the CT entry is replaced), a connection pointed at another's slot finds no state (its
+/// request is refused and the other connection's state is untouched), and with every slot
+/// taken by a live connection a new connection still gets one.
+fn check_slots(
+    h: &mut Harness,
+    base: &CompiledPolicy,
+    local: &[LocalEndpoint<'_>],
+) -> Result<usize, String> {
+    let set = one_rule(weir_policy::http::HttpMatch {
+        method: Some("GET".into()),
+        ..Default::default()
+    });
+    enforce(h, base, local, &set, &[])?;
+    let get: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+    let len = get.len() as u32;
+    let (a, b) = (3000, 3001);
+    h.drain();
+    // A request on a connection: (allowed, its number on the connection).
+    let request = |h: &mut Harness, sport: u16, k: u32| {
+        h.sport = sport;
+        h.send(TCP_PSH_ACK, 101 + k * len, get);
+        h.drain()
+            .iter()
+            .map(|e| (e.flow.verdict == abi::VERDICT_ALLOWED, e.number))
+            .collect::<Vec<_>>()
+    };
+    for sport in [a, b] {
+        h.sport = sport;
+        h.send(TCP_SYN, 100, &[]);
+        let got = request(h, sport, 0);
+        if got != [(true, 0)] {
+            return Err(format!("first request on port {sport}: {got:?}"));
+        }
+    }
+    // A policy change: A's CT entry is replaced when its next packet is decided again.
+    enforce(h, base, local, &set, &[])?;
+    let got = request(h, a, 1);
+    if got != [(true, 1)] {
+        return Err(format!(
+            "after a policy change, A's second request: {got:?} (its state must carry over)"
+        ));
+    }
+    // A pointed at B's slot: B owns it, so A has no state.
+    h.sport = b;
+    let b_slot = h.ct_entry()?.http_slot;
+    h.sport = a;
+    let mut entry = h.ct_entry()?;
+    if b_slot == 0 || entry.http_slot == 0 || entry.http_slot == b_slot {
+        return Err(format!(
+            "slots: A {}, B {b_slot}: both must have their own",
+            entry.http_slot
+        ));
+    }
+    entry.http_slot = b_slot;
+    let key = h.ct_key();
+    h.writer
+        .ct()
+        .insert(key, entry, 0)
+        .map_err(|e| format!("CT entry of A: {e}"))?;
+    let got = request(h, a, 2);
+    let entry = h.ct_entry()?;
+    if !got.is_empty() || entry.l7_flags & abi::CT_L7_DENIED == 0 {
+        return Err(format!(
+            "A on B's slot: request events {got:?}, l7_flags {:#x} (refused with no state expected)",
+            entry.l7_flags
+        ));
+    }
+    let got = request(h, b, 1);
+    if got != [(true, 1)] {
+        return Err(format!("B after A was refused: {got:?}"));
+    }
+    for sport in [a, b] {
+        h.sport = sport;
+        h.forget();
+    }
+    // Every slot taken by an established connection (a SYN-ACK seen: expiring in hours).
+    let ports = 10_000..10_000 + abi::HTTP_SLOTS as u16 + 64;
+    for sport in ports.clone() {
+        h.sport = sport;
+        h.send(TCP_SYN, 100, &[]);
+        h.send_reply(0x12, 900_000, 101, &[]);
+    }
+    h.drain_all();
+    h.sport = 40_000;
+    h.send(TCP_SYN, 100, &[]);
+    let got = request(h, 40_000, 0);
+    h.forget();
+    for sport in ports {
+        h.sport = sport;
+        h.forget();
+    }
+    if got != [(true, 0)] {
+        return Err(format!(
+            "a request on a new connection with every slot taken: {got:?}"
+        ));
+    }
+    Ok(5)
+}
+
 /// One step of a keep-alive connection: the client's segment, or the server's.
 enum Step<'a> {
     Client(&'a [u8]),
@@ -770,6 +886,7 @@ fn kernel_http_matching_agrees_with_the_reference() {
         }
         reports += check_dense_segments(&mut h, &base, &local)?;
         reports += check_responses(&mut h, &base, &local)?;
+        reports += check_slots(&mut h, &base, &local)?;
         Ok::<_, String>((reports, captured))
     })
     .join()

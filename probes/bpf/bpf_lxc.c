@@ -99,8 +99,18 @@ static __always_inline int handle_tracked(struct __sk_buff *skb, struct pkt *p, 
 				return http_packet(skb, p, v, e, &key, dir, 0, 0);
 			return TC_ACT_OK;
 		}
-		/* Policy changed since the decision (or the port is reused): decide again. */
+		/* Policy changed since the decision (or the port is reused): decide again. The HTTP
+		 * state of the connection carries over to its new entry (a SYN resets it). */
 		p->was_proxied = !reopen && (e->flags & WEIR_CT_PROXY) != 0;
+		if (e->http_slot) {
+			__u32 zero = 0;
+			struct http_scratch *sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+
+			if (sc) {
+				sc->carry_slot = e->http_slot;
+				p->carry_http = 1;
+			}
+		}
 		bpf_map_delete_elem(&weir_ct, &key);
 	}
 
@@ -292,6 +302,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		fresh->tcp_seen[0] = p.tcp_flags;
 		fresh->tcp_reported[0] = p.tcp_flags & TCP_REPORT_FLAGS;
 		fresh->expires = now + ct_lifetime(fresh, p.protocol);
+		if (p.carry_http)
+			fresh->http_slot = sc->carry_slot;
 		ct_key_fwd(&key, &p, dir, ifindex);
 		bpf_map_update_elem(&weir_ct, &key, fresh, BPF_ANY);
 	}

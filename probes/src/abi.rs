@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -291,7 +291,8 @@ pub struct CtEntry {
     pub l7_flags: u8,
     pub reserved_0: u8,
     pub l7_set: u32,
-    pub reserved_1: u32,
+    /// 1 + the index of the connection's slot in `weir_http_conn`; 0: none.
+    pub http_slot: u32,
 }
 
 pub const CT_L7_DENIED: u8 = 0x01;
@@ -450,6 +451,19 @@ pub struct HttpConn {
     pub line: [u8; HTTP_LINE_CAP],
     pub host: [u8; HTTP_HOST_CAP],
     pub hdrs: [u8; HTTP_HDRS_CAP],
+}
+
+/// Slots of `weir_http_conn`.
+pub const HTTP_SLOTS: u32 = 16384;
+
+/// `struct weir_http_slot`: a value of `weir_http_conn`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSlot {
+    pub owner: CtKey,
+    pub claim: u32,
+    pub expires: u64,
+    pub conn: HttpConn,
 }
 
 /// `struct weir_l7_event`.
@@ -664,6 +678,7 @@ unsafe impl aya::Pod for HttpDfa {}
 unsafe impl aya::Pod for HttpSet {}
 unsafe impl aya::Pod for HttpParser {}
 unsafe impl aya::Pod for HttpConn {}
+unsafe impl aya::Pod for HttpSlot {}
 unsafe impl aya::Pod for L7Event {}
 
 /// A mirrored struct: its C name, size and the offset of every field, for the BTF check.
@@ -729,7 +744,7 @@ pub const LAYOUTS: &[Layout] = &[
     layout!("weir_ct_entry", CtEntry, {
         created, expires, last_report, packets, bytes, unreported, policy_gen, rule_set,
         remote_identity, flags, match_type, tcp_seen, tcp_reported, l7_flags, reserved_0, l7_set,
-        reserved_1,
+        http_slot,
     }),
     layout!("weir_http_dfa", HttpDfa, { classes, accept, trans, start, reserved_0 }),
     layout!("weir_http_set", HttpSet, { rule_bits, slot_reqs, needs }),
@@ -742,6 +757,7 @@ pub const LAYOUTS: &[Layout] = &[
         host_raw, method_len, version, hdrs_len, reserved_0, resync_seq, reserved_1, line, host,
         hdrs,
     }),
+    layout!("weir_http_slot", HttpSlot, { owner, claim, expires, conn }),
     layout!("weir_l7_event", L7Event, {
         flow, l7_type, version, status, l7_set, rule, number, latency_ns, line_len, host_len,
         method_len, hdrs_len, reserved_0, data,
@@ -774,6 +790,7 @@ const _: () = {
     assert!(std::mem::offset_of!(L7Event, data) == L7_HEADER_LEN);
     assert!(size_of::<HttpParser>() == 64);
     assert!(size_of::<HttpConn>() == 664);
+    assert!(size_of::<HttpSlot>() == 720);
     assert!(size_of::<DropAgg>() == 16);
     assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FragValue>() == 8);

@@ -161,6 +161,7 @@ fn constants_match_the_header() {
         .collect();
     let rust: &[(&str, i64)] = &[
         ("WEIR_ABI_VERSION", abi::ABI_VERSION as i64),
+        ("WEIR_HTTP_SLOTS", abi::HTTP_SLOTS as i64),
         ("WEIR_EVENT_DROP", abi::EVENT_DROP as i64),
         ("WEIR_EVENT_TRACE", abi::EVENT_TRACE as i64),
         (

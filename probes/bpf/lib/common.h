@@ -43,7 +43,7 @@ struct pkt {
 	__u8 ipv6_control;    /* ICMPv6 NDP/MLD: always allowed, never reported */
 	__u8 was_proxied;     /* connection tracking dropped a stale entry that went through the
 			       * L7 proxy (set by handle_tracked) */
-	__u8 reserved[1];
+	__u8 carry_http;      /* ... and that entry's HTTP slot is in weir_http_scratch's carry_slot */
 	__u32 frag_id;
 	__u32 len;
 	/* TCP only: sequence numbers and where the payload lies in the packet. */

@@ -433,10 +433,19 @@ static __always_inline void body_phase(struct weir_http_parser *ps)
 	}
 }
 
+/* A request was denied: the server gets a RST, the connection is over. Like a RST it may be
+ * reopened by a new SYN on the same ports (the client's next connection) and expires soon. */
+static __always_inline void ct_denied(struct weir_ct_entry *e)
+{
+	e->l7_flags |= WEIR_CT_L7_DENIED;
+	e->flags |= WEIR_CT_RST;
+	e->expires = bpf_jiffies64() + weir_runtime.ct_lifetime_close_jiffies;
+}
+
 /* The denied request is answered with a 403 only when the client expects nothing else from the
  * server before it: no earlier request awaits its response. Otherwise both sides get a RST. */
 static __always_inline int http_deny(struct __sk_buff *skb, const struct pkt *p, __u8 dir, struct http_scratch *sc,
-				     struct weir_ct_entry *e, __u32 number, __u32 first_seq)
+				     __u32 number, __u32 first_seq)
 {
 	const struct weir_http_parser *resp = &sc->conn.resp;
 	__u32 client_seq = p->ack;
@@ -445,11 +454,6 @@ static __always_inline int http_deny(struct __sk_buff *skb, const struct pkt *p,
 	if ((resp->flags & WEIR_HP_SYNCED) && !(resp->flags & WEIR_HP_LOST) &&
 	    (__s32)(resp->next_seq - p->ack) > 0)
 		client_seq = resp->next_seq;
-	e->l7_flags |= WEIR_CT_L7_DENIED;
-	/* The server gets a RST: the connection is over. Like a RST it may be reopened by a new SYN
-	 * on the same ports (the client's next connection) and expires soon. */
-	e->flags |= WEIR_CT_RST;
-	e->expires = bpf_jiffies64() + weir_runtime.ct_lifetime_close_jiffies;
 	__builtin_memcpy(&sc->pkt, p, sizeof(sc->pkt));
 	sc->dir = dir;
 	sc->answer = answer;
@@ -624,21 +628,90 @@ static __always_inline int reset_both(struct __sk_buff *skb, struct http_scratch
 	return weir_http_answer(skb);
 }
 
+#define HTTP_CLAIM_PROBES 16 /* slots weir_http_claim looks at */
+
+static __always_inline int same_owner(const struct weir_ct_key *a, const struct weir_ct_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0, i;
+
+#pragma unroll
+	for (i = 0; i < sizeof(*a) / 4; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* The connection's slot in weir_http_conn, while the connection owns it. */
+static __always_inline struct weir_http_slot *http_slot(const struct weir_ct_entry *e, const struct weir_ct_key *key)
+{
+	__u32 idx = e->http_slot - 1;
+	struct weir_http_slot *s;
+
+	if (!e->http_slot)
+		return NULL;
+	s = bpf_map_lookup_elem(&weir_http_conn, &idx);
+	if (!s || !same_owner(&s->owner, key))
+		return NULL;
+	return s;
+}
+
+/* Claims a slot of weir_http_conn for the connection `key` (at its SYN), its CT entry expiring
+ * at `expires`: the first free slot (never used, or its owner's connection expired) among
+ * HTTP_CLAIM_PROBES from a random start; when none is free, the one whose owner expires first,
+ * whose connection then finds its state gone (its next request is refused, as with no state).
+ * Returns 1 + the slot's index, or 0 when another CPU took the slot at the same moment (the
+ * connection then has no state either). Global: verified once. */
+__attribute__((noinline)) int weir_http_claim(const struct weir_ct_key *key, __u64 expires)
+{
+	__u32 start = bpf_get_prandom_u32(), i, idx, pick = 0, claim;
+	__u64 now = bpf_jiffies64(), soonest = ~0ULL;
+	struct weir_http_slot *s;
+
+	if (!key)
+		return 0;
+	for (i = 0; i < HTTP_CLAIM_PROBES; i++) {
+		/* Probes spread over the table: consecutive slots would cluster. */
+		idx = (start + i * 0x9e3779b1u) & (WEIR_HTTP_SLOTS - 1);
+		s = bpf_map_lookup_elem(&weir_http_conn, &idx);
+		if (!s)
+			return 0;
+		if (s->expires <= now) {
+			claim = s->claim;
+			if (__sync_val_compare_and_swap(&s->claim, claim, claim + 1) == claim)
+				goto take;
+		} else if (s->expires < soonest) {
+			soonest = s->expires;
+			pick = idx;
+		}
+	}
+	idx = pick;
+	s = bpf_map_lookup_elem(&weir_http_conn, &idx);
+	if (!s)
+		return 0;
+	claim = s->claim;
+	if (__sync_val_compare_and_swap(&s->claim, claim, claim + 1) != claim)
+		return 0;
+take:
+	__builtin_memcpy(&s->owner, key, sizeof(s->owner));
+	s->expires = expires;
+	return idx + 1;
+}
+
 /* Writes back the part of a connection's state the packet's direction owns (its parser, and for
  * requests the pending requests and the captured line; for responses the response count): the
- * two directions run on different CPUs and must not overwrite each other's progress. In place
- * when the entry exists (an LRU update allocates a new element each time), looked up again here
- * because it may have been evicted and reused since the packet began; `whole`: a new connection,
- * everything. */
-static __always_inline void conn_store(const struct weir_ct_key *key, const struct weir_http_conn *conn, int reply,
-				       int whole)
+ * two directions run on different CPUs and must not overwrite each other's progress. Into the
+ * connection's slot if it still owns it (another connection may have claimed it since the packet
+ * began); `whole`: a new connection, everything. The slot is kept until the CT entry expires. */
+static __always_inline void conn_store(const struct weir_ct_entry *e, const struct weir_ct_key *key,
+				       const struct weir_http_conn *conn, int reply, int whole)
 {
-	struct weir_http_conn *now = bpf_map_lookup_elem(&weir_http_conn, key);
+	struct weir_http_slot *s = http_slot(e, key);
+	struct weir_http_conn *now;
 
-	if (!now) {
-		bpf_map_update_elem(&weir_http_conn, key, conn, BPF_ANY);
+	if (!s)
 		return;
-	}
+	s->expires = e->expires;
+	now = &s->conn;
 	if (whole) {
 		__builtin_memcpy(now, conn, sizeof(*conn));
 	} else if (reply) {
@@ -670,7 +743,8 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 				       struct weir_ct_entry *e, const struct weir_ct_key *key, __u8 dir, int reply,
 				       int fresh)
 {
-	struct weir_http_conn *stored;
+	struct weir_http_conn *stored = NULL;
+	struct weir_http_slot *slot_of;
 	struct weir_http_parser *ps;
 	struct http_scratch *sc;
 	__u32 zero = 0, runs, skip = 0, first_seq, l7_set = e->l7_set, resync = 0;
@@ -683,10 +757,22 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		return TC_ACT_OK;
 	if (p->fragment)
 		return reply ? TC_ACT_OK : TC_ACT_SHOT; /* a fragmented request cannot be read */
+	if (!(p->tcp_flags & TCP_SYN) && p->payload_len == 0) {
+		/* Nothing to parse. A FIN or RST may have brought the connection's expiry closer:
+		 * its slot is free from then on. */
+		if (p->tcp_flags & (TCP_FIN | TCP_RST)) {
+			slot_of = http_slot(e, key);
+			if (slot_of)
+				slot_of->expires = e->expires;
+		}
+		return TC_ACT_OK;
+	}
 	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
 	if (!sc)
 		return reply ? TC_ACT_OK : TC_ACT_SHOT;
-	stored = bpf_map_lookup_elem(&weir_http_conn, key);
+	slot_of = http_slot(e, key);
+	if (slot_of)
+		stored = &slot_of->conn;
 	if (reply && stored && (stored->resp.flags & WEIR_HP_SKIP) && !(p->tcp_flags & TCP_SYN)) {
 		/* The rest of a response reported at its status line: skipped with no state loaded,
 		 * only how far the server has sent (where a 403 to a request pipelined meanwhile goes),
@@ -756,11 +842,11 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		}
 		ps->next_seq = p->seq + 1;
 		ps->flags |= WEIR_HP_SYNCED;
-		conn_store(key, &sc->conn, reply, fresh);
+		if (!slot_of)
+			e->http_slot = weir_http_claim(key, e->expires);
+		conn_store(e, key, &sc->conn, reply, fresh || !slot_of);
 		return TC_ACT_OK;
 	}
-	if (p->payload_len == 0)
-		return TC_ACT_OK;
 	if (!reply && !(ps->flags & WEIR_HP_SYNCED) && !(e->l7_flags & WEIR_CT_L7_DENIED)) {
 		/* Request data on a connection whose HTTP state is unknown: it began before HTTP rules
 		 * applied to it, or its state was evicted. Where the next request starts cannot be
@@ -790,7 +876,7 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		if (!reply)
 			return TC_ACT_SHOT;
 		ps->flags |= WEIR_HP_LOST;
-		conn_store(key, &sc->conn, reply, 0);
+		conn_store(e, key, &sc->conn, reply, 0);
 		return TC_ACT_OK;
 	}
 	if (diff < 0) {
@@ -822,14 +908,14 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 
 	if (r == HTTP_CONSUMED) {
 		ps->next_seq = p->seq + p->payload_len;
-		conn_store(key, &sc->conn, reply, 0);
+		conn_store(e, key, &sc->conn, reply, 0);
 		return TC_ACT_OK;
 	}
 	if (reply) {
 		/* Responses are only observed: stop following this connection's. */
 		ps->flags |= WEIR_HP_LOST;
 		ps->next_seq = p->seq + p->payload_len;
-		conn_store(key, &sc->conn, reply, 0);
+		conn_store(e, key, &sc->conn, reply, 0);
 		return TC_ACT_OK;
 	}
 	if (r != HTTP_DENIED) {
@@ -842,8 +928,9 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 		sc->deny_number = number;
 		emit_l7(sc, WEIR_VERDICT_DENIED, reason, 0xffffffff, number, deny_status(sc, number), bpf_ktime_get_boot_ns());
 	}
-	conn_store(key, &sc->conn, reply, 0);
-	return http_deny(skb, p, dir, sc, e, sc->deny_number, first_seq);
+	ct_denied(e);
+	conn_store(e, key, &sc->conn, reply, 0);
+	return http_deny(skb, p, dir, sc, sc->deny_number, first_seq);
 }
 
 #endif /* WEIR_HTTP_POLICY_H */

@@ -86,10 +86,10 @@ struct {
 } weir_http_sets SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct weir_ct_key);
-	__type(value, struct weir_http_conn);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WEIR_HTTP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct weir_http_slot);
 } weir_http_conn SEC(".maps");
 
 /* The agent's L7 proxy listeners (WEIR_PROXY_LISTENER_V4/V6), registered by the agent. The

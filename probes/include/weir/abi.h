@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 7
+#define WEIR_ABI_VERSION 8
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -235,7 +235,8 @@ struct weir_ct_entry {
 	__u8 l7_flags;           /* WEIR_CT_L7_* */
 	__u8 reserved_0;
 	__u32 l7_set;            /* HTTP rule set enforced on this connection (0 = none) */
-	__u32 reserved_1;
+	__u32 http_slot;         /* 1 + the index of the connection's HTTP state in weir_http_conn
+				  * (0 = none); the slot is the connection's while its owner is this key */
 };
 
 #define WEIR_CT_L7_DENIED 0x01   /* a request was denied: the connection is being torn down */
@@ -353,7 +354,7 @@ struct weir_http_parser {
 #define WEIR_HTTP_HDR_MARK 0x10
 #define WEIR_HTTP_HDR_END  0x1f
 
-/* weir_http_conn (LRU hash): weir_ct_key of the connection (original direction) -> its HTTP state. */
+/* The HTTP state of one connection: a slot's `conn` in weir_http_conn. */
 struct weir_http_conn {
 	struct weir_http_parser req;
 	struct weir_http_parser resp;
@@ -374,6 +375,18 @@ struct weir_http_conn {
 	__u8 line[WEIR_HTTP_LINE_CAP];
 	__u8 host[WEIR_HTTP_HOST_CAP];
 	__u8 hdrs[WEIR_HTTP_HDRS_CAP]; /* last: loaded only when hdrs_len says it holds something */
+};
+
+/* weir_http_conn (array, WEIR_HTTP_SLOTS entries): slot index -> the HTTP state of the connection
+ * that claimed the slot with its SYN. The connection's CT entry names the slot (http_slot), the
+ * slot names its owner, so that a connection whose slot was taken over finds its state gone. */
+#define WEIR_HTTP_SLOTS 16384
+struct weir_http_slot {
+	struct weir_ct_key owner; /* CT key (original direction) of the connection owning the slot */
+	__u32 claim;              /* bumped by each claim, compare-and-swap: one claimer wins */
+	__u64 expires;            /* jiffies: the owner's CT expiry as of its latest segment parsed, FIN
+				   * or RST; from then on (and while 0: never used) the slot is free */
+	struct weir_http_conn conn;
 };
 
 /* L7 record types (Hubble's L7FlowType). */
