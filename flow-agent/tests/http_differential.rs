@@ -640,12 +640,40 @@ fn check_slots(
             .map(|e| (e.flow.verdict == abi::VERDICT_ALLOWED, e.number))
             .collect::<Vec<_>>()
     };
+    // The records name the server's endpoint and both identities, as the CT entry recorded them.
+    let identity = |name: &str| {
+        base.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .identity
+    };
+    let server_ep = local
+        .iter()
+        .find(|l| l.policy.name == "server-0")
+        .unwrap()
+        .ep_id;
+    let parties = (server_ep, identity("client-0"), identity("server-0"));
     for sport in [a, b] {
         h.sport = sport;
         h.send(TCP_SYN, 100, &[]);
-        let got = request(h, sport, 0);
-        if got != [(true, 0)] {
-            return Err(format!("first request on port {sport}: {got:?}"));
+        h.send(TCP_PSH_ACK, 101, get);
+        let got: Vec<_> = h
+            .drain()
+            .iter()
+            .map(|e| {
+                let f = &e.flow;
+                (
+                    f.verdict == abi::VERDICT_ALLOWED,
+                    e.number,
+                    (f.ep_id, f.src_identity, f.dst_identity),
+                )
+            })
+            .collect();
+        if got != [(true, 0, parties)] {
+            return Err(format!(
+                "first request on port {sport}: {got:?} (allowed, number 0, endpoint and identities {parties:?} expected)"
+            ));
         }
     }
     // A policy change: A's CT entry is replaced when its next packet is decided again.

@@ -297,6 +297,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		fresh->flags = (remote_local ? WEIR_CT_REMOTE_LOCAL : 0) | (v.audit ? WEIR_CT_AUDIT : 0) |
 			       (proxy ? WEIR_CT_PROXY : 0);
 		fresh->match_type = r.match_type;
+		fresh->ep_id = ep->ep_id;
+		fresh->local_identity = local_id;
 		/* On a proxied connection the proxy enforces the HTTP rules of both ends. */
 		fresh->l7_set = p.protocol == IPPROTO_TCP && !proxy ? r.l7_rules : 0;
 		fresh->tcp_seen[0] = p.tcp_flags;

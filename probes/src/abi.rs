@@ -4,7 +4,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 // ---- Events --------------------------------------------------------------------------------
 
@@ -293,6 +293,9 @@ pub struct CtEntry {
     pub l7_set: u32,
     /// 1 + the index of the connection's slot in `weir_http_conn`; 0: none.
     pub http_slot: u32,
+    /// The endpoint's id and identity when the connection was decided (for HTTP records).
+    pub ep_id: u32,
+    pub local_identity: u32,
 }
 
 pub const CT_L7_DENIED: u8 = 0x01;
@@ -744,7 +747,7 @@ pub const LAYOUTS: &[Layout] = &[
     layout!("weir_ct_entry", CtEntry, {
         created, expires, last_report, packets, bytes, unreported, policy_gen, rule_set,
         remote_identity, flags, match_type, tcp_seen, tcp_reported, l7_flags, reserved_0, l7_set,
-        http_slot,
+        http_slot, ep_id, local_identity,
     }),
     layout!("weir_http_dfa", HttpDfa, { classes, accept, trans, start, reserved_0 }),
     layout!("weir_http_set", HttpSet, { rule_bits, slot_reqs, needs }),
@@ -783,7 +786,7 @@ const _: () = {
     assert!(size_of::<PolicyKey>() == 16);
     assert!(size_of::<PolicyValue>() == 16);
     assert!(size_of::<CtKey>() == 44);
-    assert!(size_of::<CtEntry>() == 104);
+    assert!(size_of::<CtEntry>() == 112);
     assert!(size_of::<HttpDfa>() == 18696);
     assert!(size_of::<HttpSet>() == 648);
     assert!(size_of::<L7Event>() == 576);

@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define WEIR_ABI_VERSION 8
+#define WEIR_ABI_VERSION 9
 
 /* ---- Events (ring buffer weir_events) ------------------------------------------------- */
 
@@ -237,6 +237,8 @@ struct weir_ct_entry {
 	__u32 l7_set;            /* HTTP rule set enforced on this connection (0 = none) */
 	__u32 http_slot;         /* 1 + the index of the connection's HTTP state in weir_http_conn
 				  * (0 = none); the slot is the connection's while its owner is this key */
+	__u32 ep_id;             /* the endpoint's id and identity when the connection was decided, */
+	__u32 local_identity;    /* for the HTTP records of its later packets */
 };
 
 #define WEIR_CT_L7_DENIED 0x01   /* a request was denied: the connection is being torn down */
