@@ -167,7 +167,6 @@ static __always_inline __u16 deny_status(const struct http_scratch *sc, __u32 nu
 	return number == sc->conn.responses && sc->allowed_here == 0 ? 403 : 0;
 }
 
-/* The flow part of this packet's L7 events. */
 /* ---- Answering a denied request ---------------------------------------------------------- */
 
 #define HTTP_403_LEN 106
