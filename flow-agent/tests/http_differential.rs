@@ -475,6 +475,14 @@ fn one_rule(rule: weir_policy::http::HttpMatch) -> HttpRuleSet {
     }
 }
 
+/// The rule set of one rule allowing GET.
+fn get_only() -> HttpRuleSet {
+    one_rule(weir_policy::http::HttpMatch {
+        method: Some("GET".into()),
+        ..Default::default()
+    })
+}
+
 /// Enforces `set` as the server's port-80 rule set, with `flow` headers captured; returns
 /// whether they fit its tables.
 fn enforce(
@@ -502,10 +510,7 @@ fn check_dense_segments(
     base: &CompiledPolicy,
     local: &[LocalEndpoint<'_>],
 ) -> Result<usize, String> {
-    let set = one_rule(weir_policy::http::HttpMatch {
-        method: Some("GET".into()),
-        ..Default::default()
-    });
+    let set = get_only();
     let apply = |h: &mut Harness, flow: &[String]| {
         let captured = enforce(h, base, local, &set, flow)?;
         assert!(captured || flow.is_empty());
@@ -622,10 +627,7 @@ fn check_slots(
     base: &CompiledPolicy,
     local: &[LocalEndpoint<'_>],
 ) -> Result<usize, String> {
-    let set = one_rule(weir_policy::http::HttpMatch {
-        method: Some("GET".into()),
-        ..Default::default()
-    });
+    let set = get_only();
     enforce(h, base, local, &set, &[])?;
     let get: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
     let len = get.len() as u32;
