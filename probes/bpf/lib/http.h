@@ -101,7 +101,6 @@ struct http_scratch {
 	__u32 seq;                    /* the packet's sequence number */
 	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
 	__u32 carry_slot;             /* http_slot of the entry a policy change replaces (pkt.carry_http) */
-	__u32 carry_reserved;
 	struct weir_l7_event rec;     /* a request's record while it is built */
 	__u8 rec_slack[192];          /* room past rec.data for the bounds the verifier knows of
 				       * the lengths (their byte masks), above the caps they keep to */
