@@ -743,6 +743,72 @@ fn check_slots(
     Ok(5)
 }
 
+/// A request whose body turns out malformed in a later segment is refused with a record that
+/// names it (its line and Host, kept with the connection's state while its body follows),
+/// and the request that follows a complete one on the next segment is reported with its own
+/// line, nothing of the one before.
+fn check_body_records(
+    h: &mut Harness,
+    base: &CompiledPolicy,
+    local: &[LocalEndpoint<'_>],
+) -> Result<usize, String> {
+    enforce(h, base, local, &get_only(), &[])?;
+    h.drain();
+    let lines = |events: &[L7Event]| {
+        events
+            .iter()
+            .map(|e| {
+                let f = &e.flow;
+                let line = String::from_utf8_lossy(e.line()).into_owned();
+                let host = String::from_utf8_lossy(e.host()).into_owned();
+                (f.verdict == abi::VERDICT_ALLOWED, f.drop_reason, line, host)
+            })
+            .collect::<Vec<_>>()
+    };
+    let first: &[u8] = b"GET /first HTTP/1.1\r\nHost: one\r\n\r\n";
+    let chunked: &[u8] =
+        b"GET /chunked HTTP/1.1\r\nHost: two\r\nTransfer-Encoding: chunked\r\n\r\n";
+    h.sport = 3100;
+    h.send(TCP_SYN, 100, &[]);
+    let second = 101 + first.len() as u32;
+    h.send(TCP_PSH_ACK, 101, first);
+    h.send(TCP_PSH_ACK, second, chunked);
+    let head = lines(&h.drain());
+    // Another connection's request in between, through the same per-CPU copy of the state.
+    h.sport = 3101;
+    h.send(TCP_SYN, 100, &[]);
+    h.send(
+        TCP_PSH_ACK,
+        101,
+        b"GET /other HTTP/1.1\r\nHost: three\r\n\r\n",
+    );
+    h.forget();
+    h.drain();
+    h.sport = 3100;
+    h.send(TCP_PSH_ACK, second + chunked.len() as u32, b"zz\r\n");
+    let body = lines(&h.drain());
+    h.forget();
+    let expect = |allowed, reason, line: &str, host: &str| {
+        (allowed, reason, line.to_string(), host.to_string())
+    };
+    let want_head = [
+        expect(true, 0, "GET /first", "one"),
+        expect(true, 0, "GET /chunked", "two"),
+    ];
+    if head != want_head {
+        return Err(format!(
+            "two requests in two segments: {head:?}, expected {want_head:?}"
+        ));
+    }
+    let want_body = [expect(false, 134, "GET /chunked", "two")];
+    if body != want_body {
+        return Err(format!(
+            "a malformed chunk in the next segment: {body:?}, expected {want_body:?}"
+        ));
+    }
+    Ok(3)
+}
+
 /// One step of a keep-alive connection: the client's segment, or the server's.
 enum Step<'a> {
     Client(&'a [u8]),
@@ -917,6 +983,7 @@ fn kernel_http_matching_agrees_with_the_reference() {
         reports += check_dense_segments(&mut h, &base, &local)?;
         reports += check_responses(&mut h, &base, &local)?;
         reports += check_slots(&mut h, &base, &local)?;
+        reports += check_body_records(&mut h, &base, &local)?;
         Ok::<_, String>((reports, captured))
     })
     .join()

@@ -137,6 +137,21 @@ static __always_inline __u8 dfa_step(const struct weir_http_dfa *d, __u8 state, 
 	return d->trans[(((__u32)state << 6) | cls) & (WEIR_DFA_STATES * WEIR_DFA_CLASSES - 1)];
 }
 
+/* dfa_step for a fast run's loop. The state is replaced only when it changes: where a DFA
+ * stays in one state (a pattern's trailing ".*", a name that no slot starts with), the next
+ * byte's lookup then does not wait for this one's, and the bytes' lookups overlap. (The branch
+ * keeps it so: an assignment of an equal value would be folded into a plain one.) */
+static __always_inline __u32 dfa_next(const struct weir_http_dfa *d, __u32 state, __u8 c)
+{
+	__u32 next = dfa_step(d, state, c);
+
+	if (next != state) {
+		state = next;
+		asm volatile("" : "+r"(state));
+	}
+	return state;
+}
+
 static __always_inline __u64 dfa_accept(const struct weir_http_dfa *d, __u8 state)
 {
 	return d->accept[state];
@@ -356,6 +371,27 @@ static __always_inline int load_buf(struct __sk_buff *skb, struct http_scratch *
 	sc->buf_start = off;
 	sc->buf_len = len;
 	return 0;
+}
+
+/* The DFA `d` from *state over b[0, avail) up to a space: the bytes taken, the state reached in
+ * *state. (A pointer to the bytes and a 32-bit state: the loop's values then fit in registers,
+ * none spilled to the stack.) */
+static __always_inline __u32 run_to_space(const struct weir_http_dfa *d, const __u8 *b, __u32 avail, __u8 *state)
+{
+	__u32 j, st = *state;
+
+	for (j = 0; j < HTTP_BUF; j++) {
+		__u8 c;
+
+		if (j >= avail)
+			break;
+		c = b[j];
+		if (c == ' ')
+			break;
+		st = dfa_next(d, st, c);
+	}
+	*state = st;
+	return j;
 }
 
 /* Whether weir_http_scan runs through the current field. */
@@ -777,7 +813,7 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 	struct weir_http_parser *ps;
 	struct weir_http_dfa *d;
 	struct http_scratch *sc;
-	__u32 zero = 0, off, rel, avail, room, j;
+	__u32 zero = 0, off, rel, avail, room, i, j, k;
 	__u8 phase, st, n;
 
 	if (!skb)
@@ -823,22 +859,22 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 			start_request(sc, ps, d);
 			st = d->start;
 		}
+		j = run_to_space(d, sc->buf + rel, avail, &st);
+		/* Then the bytes taken into the line, while it has room (a loop of its own: with
+		 * the DFA's, the two spill their values to the stack). Their count is read back
+		 * from memory: followed from each of the first loop's exits, the second loop would
+		 * cost the verifier each of its iterations again per exit. */
+		sc->off = off + j;
 		n = sc->conn.line_len;
-		for (j = 0; j < HTTP_BUF; j++) {
-			__u8 c;
-
-			if (j >= avail)
+		k = *(volatile __u32 *)&sc->off - off;
+		if (k > 255 - n)
+			k = 255 - n;
+		for (i = 0; i < HTTP_BUF; i++) {
+			if (i >= k)
 				break;
-			c = sc->buf[(rel + j) & (HTTP_BUF - 1)];
-			if (c == ' ')
-				break;
-			st = dfa_step(d, st, c);
-			if (n < 255) {
-				sc->conn.line[n] = c;
-				n += 1;
-			}
+			sc->conn.line[(n + i) & (HTTP_BUF - 1)] = sc->buf[(rel + i) & (HTTP_BUF - 1)];
 		}
-		sc->conn.line_len = n;
+		sc->conn.line_len = n + k;
 	} else if (phase == HP_VERSION && ps->pos == 0) {
 		/* "HTTP/1.x" CR LF in one go; anything else is left to the general loop. */
 		__u32 at = rel & (HTTP_BUF - 1);
@@ -859,7 +895,7 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 			c = sc->buf[(rel + j) & (HTTP_BUF - 1)];
 			if (c == ':' || c == '\r' || c == '\n')
 				break;
-			st = dfa_step(d, st, c);
+			st = dfa_next(d, st, c);
 		}
 	} else if (phase == HP_VALUE && ps->slots == 0 && !(ps->flags & WEIR_HP_CAPTURE)) {
 		/* Only well-formedness matters: the line's check reads the DFA state of the value's
@@ -977,6 +1013,13 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 		return HTTP_FALLBACK;
 	phase = ps->phase;
 	c = buffered_byte(sc);
+	if (c == EDGE_LOAD) {
+		/* A fast run stopped at the buffer's end, inside a field: buffer the next bytes for
+		 * the next run rather than hand them to the general loop. */
+		if (load_buf(skb, sc, sc->off) < 0)
+			return HTTP_FALLBACK;
+		return HTTP_STEPS;
+	}
 	if (c < 0)
 		return edge_stop(c);
 
