@@ -710,16 +710,8 @@ take:
 	return idx + 1;
 }
 
-/* Whether the captures of the current request (line, Host, header values) are still to be
- * read: its head is incomplete, or its body follows (a record reporting the body invalid
- * names the request). Between requests they are not: the next request starts them afresh. */
-static __always_inline int captures_live(const struct weir_http_parser *req)
-{
-	return req->head_len || req->phase != HP_METHOD;
-}
-
 /* Writes back the part of a connection's state the packet's direction owns (its parser, and for
- * requests the pending requests and, while live, the captures; for responses the response count): the
+ * requests the pending requests and the captured line; for responses the response count): the
  * two directions run on different CPUs and must not overwrite each other's progress. Into the
  * connection's slot if it still owns it (another connection may have claimed it since the packet
  * began); `whole`: a new connection, everything. The slot is kept until the CT entry expires. */
@@ -750,12 +742,10 @@ static __always_inline void conn_store(const struct weir_ct_entry *e, const stru
 		now->version = conn->version;
 		now->hdrs_len = conn->hdrs_len;
 		now->resync_seq = conn->resync_seq;
-		if (captures_live(&conn->req)) {
-			__builtin_memcpy(now->line, conn->line, sizeof(conn->line));
-			__builtin_memcpy(now->host, conn->host, sizeof(conn->host));
-			if (conn->hdrs_len)
-				__builtin_memcpy(now->hdrs, conn->hdrs, sizeof(conn->hdrs));
-		}
+		__builtin_memcpy(now->line, conn->line, sizeof(conn->line));
+		__builtin_memcpy(now->host, conn->host, sizeof(conn->host));
+		if (conn->hdrs_len)
+			__builtin_memcpy(now->hdrs, conn->hdrs, sizeof(conn->hdrs));
 	}
 }
 
@@ -825,15 +815,9 @@ static __always_inline int http_packet(struct __sk_buff *skb, struct pkt *p, str
 			return TC_ACT_OK;
 	}
 	if (stored) {
-		/* The captures (the struct's tail: line, Host, header values) only for requests and
-		 * only while they are live (conn_store keeps them only then), the values only when
-		 * there are some. */
-		__builtin_memcpy(&sc->conn, stored, __builtin_offsetof(struct weir_http_conn, line));
-		if (!reply && captures_live(&sc->conn.req)) {
-			__builtin_memcpy(sc->conn.line, stored->line, sizeof(sc->conn.line));
-			__builtin_memcpy(sc->conn.host, stored->host, sizeof(sc->conn.host));
-		}
-		if (!reply && captures_live(&sc->conn.req) && sc->conn.hdrs_len)
+		/* The captured header values (the struct's tail) only when there are some. */
+		__builtin_memcpy(&sc->conn, stored, __builtin_offsetof(struct weir_http_conn, hdrs));
+		if (sc->conn.hdrs_len)
 			__builtin_memcpy(sc->conn.hdrs, stored->hdrs, sizeof(sc->conn.hdrs));
 		else if (!reply)
 			/* Nothing of another connection's values in the per-CPU copy: what is
