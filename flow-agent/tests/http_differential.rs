@@ -744,9 +744,9 @@ fn check_slots(
 }
 
 /// A request whose body turns out malformed in a later segment is refused with a record that
-/// names it (its line and Host, kept with the connection's state while its body follows),
-/// and the request that follows a complete one on the next segment is reported with its own
-/// line, nothing of the one before.
+/// names it (its line and Host, kept with the connection's state, not taken from the per-CPU
+/// copy another connection used meanwhile), and the request that follows a complete one on the
+/// next segment is reported with its own line, nothing of the one before.
 fn check_body_records(
     h: &mut Harness,
     base: &CompiledPolicy,
