@@ -59,6 +59,7 @@
 #define HTTP_DENIED    5 /* a request was denied (sc->deny_number, sc->deny_reason) */
 #define HTTP_STATUS    6 /* a response's status line is read (up to its code) */
 #define HTTP_FALLBACK  7 /* weir_http_edge: the general loop takes the next byte */
+#define HTTP_LINE      8 /* weir_http_edge: at a header line's start, for weir_http_hline */
 
 /* Why a request could not be policed (weir_policy::http::Invalid). */
 #define HTTP_BAD_MALFORMED   1
@@ -101,6 +102,9 @@ struct http_scratch {
 	__u32 seq;                    /* the packet's sequence number */
 	struct weir_ct_entry ct;      /* a new connection's CT entry while it is built */
 	__u32 carry_slot;             /* http_slot of the entry a policy change replaces (pkt.carry_http) */
+	__u32 line_value;             /* weir_http_hline: where the line's value starts (from sc->off) */
+	__u32 line_host;              /* weir_http_hline: the line is the Host */
+	__u32 line_declined;          /* weir_http_hline: 1 + the offset of the line it last declined */
 	struct weir_l7_event rec;     /* a request's record while it is built */
 	__u8 rec_slack[192];          /* room past rec.data for the bounds the verifier knows of
 				       * the lengths (their byte masks), above the caps they keep to */
@@ -932,6 +936,155 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 	return j;
 }
 
+#define HTTP_PLAIN_LINES 16 /* header lines weir_http_run has weir_http_hline take in a row */
+#define HTTP_LINE_BYTES 128 /* weir_http_hline: the longest name, and value with its OWS, it takes
+			     * (a longer line takes the general path: a larger bound costs the
+			     * verifier more) */
+
+/* weir_http_hline's second half: the value of the header line that starts at sc->off, from
+ * sc->line_value to CR LF, all bytes a value may hold; the Host captured as the general loop
+ * captures it (sc->line_host). Commits the line and returns 1, or returns 0 changing nothing of
+ * the parse. A function of its own: after each exit of the name's loop, its loop would cost the
+ * verifier all its iterations again. */
+__attribute__((noinline)) int weir_http_hvalue(struct __sk_buff *skb)
+{
+	struct weir_http_parser *ps;
+	struct http_scratch *sc;
+	__u32 zero = 0, off, rel, avail, start, i;
+	const __u8 *b;
+	int host;
+
+	if (!skb)
+		return 0;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc)
+		return 0;
+	ps = &sc->conn.req;
+	off = sc->off;
+	if (off >= sc->end || off < sc->buf_start)
+		return 0;
+	rel = off - sc->buf_start;
+	if (rel >= sc->buf_len || rel >= HTTP_BUF)
+		return 0;
+	avail = sc->buf_len - rel;
+	b = sc->buf + rel;
+	start = sc->line_value;
+	host = sc->line_host;
+	for (i = 0; i < HTTP_LINE_BYTES; i++) {
+		__u32 k = start + i;
+		__u8 c, n;
+
+		if (k >= avail)
+			break;
+		c = b[k & (HTTP_BUF - 1)];
+		if (c == '\r') {
+			if (k + 1 >= avail || b[(k + 1) & (HTTP_BUF - 1)] != '\n')
+				break;
+			if (host)
+				ps->flags |= WEIR_HP_HOST;
+			ps->slots = 0;
+			ps->flags &= ~WEIR_HP_CAPTURE;
+			ps->head_len += k + 2;
+			sc->off = off + k + 2;
+			return 1;
+		}
+		if (!is_value_byte(c))
+			break;
+		if (!host)
+			continue;
+		/* The Host from its first non-OWS byte, as value_byte captures it (the counts in
+		 * memory, not in registers: the verifier would follow each count apart). */
+		n = sc->conn.host_raw;
+		if (n == 0 && (c == ' ' || c == '\t'))
+			continue;
+		if (n < WEIR_HTTP_HOST_CAP) {
+			sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
+			sc->conn.host_raw = n + 1;
+			if (c != ' ' && c != '\t')
+				sc->conn.host_len = n + 1;
+		}
+	}
+	/* Declined: the general path captures the Host again, from its start. */
+	if (host) {
+		sc->conn.host_raw = 0;
+		sc->conn.host_len = 0;
+	}
+	return 0;
+}
+
+/* A whole header line of a request, from its first byte (phase HP_HSTART), when no more than
+ * its well-formedness and the Host's capture matter: a name no rule, framing check or flow
+ * header names, or the Host when no rule reads it; then ':', the value, CR LF, all buffered.
+ * Taken as the general loop would take it, up to the next line's first byte: returns 1.
+ * Returns 0, changing nothing of the parse, for anything else (another phase, a line that names
+ * another slot, a malformed or unusual byte, a line longer than HTTP_LINE_BYTES or not wholly
+ * buffered, a head near its limit), noting the line as declined: weir_http_edge takes it.
+ * Global: verified once. */
+__attribute__((noinline)) int weir_http_hline(struct __sk_buff *skb)
+{
+	struct weir_http_parser *ps;
+	struct weir_http_set *set;
+	struct weir_http_dfa *d;
+	struct http_scratch *sc;
+	__u32 zero = 0, off, rel, avail, st, j, slots, idx;
+	const __u8 *b;
+	__u64 m;
+
+	if (!skb)
+		return 0;
+	sc = bpf_map_lookup_elem(&weir_http_scratch, &zero);
+	if (!sc || sc->response)
+		return 0;
+	ps = &sc->conn.req;
+	if (ps->phase != HP_HSTART)
+		return 0;
+	off = sc->off;
+	/* Declined unless taken (weir_http_edge then takes the line's first byte). A whole line is
+	 * at most the buffer: one taken below the limit keeps the head below it. */
+	sc->line_declined = off + 1;
+	if (ps->head_len > WEIR_HTTP_MAX_HEAD - 1 - HTTP_BUF)
+		return 0;
+	if (off >= sc->end || off < sc->buf_start)
+		return 0;
+	rel = off - sc->buf_start;
+	if (rel >= sc->buf_len || rel >= HTTP_BUF)
+		return 0;
+	avail = sc->buf_len - rel;
+	b = sc->buf + rel;
+	d = set_dfa(sc, WEIR_DFA_NAME);
+	if (!d)
+		return 0;
+	st = d->start;
+	for (j = 0; j < HTTP_LINE_BYTES; j++) {
+		__u8 c;
+
+		if (j >= avail)
+			return 0;
+		c = b[j];
+		if (c == ':')
+			break;
+		if (c == '\r' || c == '\n')
+			return 0;
+		st = dfa_next(d, st, c);
+	}
+	m = dfa_accept(d, st);
+	slots = (__u32)m;
+	if (j == 0 || j >= HTTP_LINE_BYTES || !(m & WEIR_HTTP_BIT_WELLFORMED) || (m & WEIR_HTTP_CAPTURE_MASK))
+		return 0;
+	sc->line_host = 0;
+	if (slots == 1u << WEIR_HTTP_SLOT_HOST) {
+		idx = sc->set_index;
+		set = bpf_map_lookup_elem(&weir_http_sets, &idx);
+		if (!set || set->slot_reqs[WEIR_HTTP_SLOT_HOST] || (ps->flags & WEIR_HP_HOST))
+			return 0;
+		sc->line_host = 1;
+	} else if (slots) {
+		return 0;
+	}
+	sc->line_value = j + 1;
+	return weir_http_hvalue(skb);
+}
+
 /* The request's next byte, when it is buffered: EDGE_END when the payload ends, EDGE_LOAD when
  * the byte is not buffered. */
 #define EDGE_END  (-1)
@@ -1128,10 +1281,13 @@ __attribute__((noinline)) int weir_http_edge(struct __sk_buff *skb)
 		return HTTP_FALLBACK;
 	}
 
-	/* The start of a header line, or the head's end. */
+	/* The start of a header line (offered to weir_http_hline first: weir_http_run calls it on
+	 * HTTP_LINE; a line it declined is taken here), or the head's end. */
 	c = buffered_byte(sc);
 	if (c < 0)
 		return edge_stop(c);
+	if (c != '\r' && sc->line_declined != sc->off + 1)
+		return HTTP_LINE;
 	if (c == '\r') {
 		edge_take(sc, ps);
 		ps->phase = HP_END_LF;
@@ -1170,13 +1326,23 @@ static __always_inline int head_consumed(void)
 /* Up to HTTP_STEP_BYTES * HTTP_RUN_STEPS steps, each after a fast run where one applies. */
 __attribute__((noinline)) int weir_http_run(struct __sk_buff *skb)
 {
-	int i, r = HTTP_STEPS;
+	int i, k, r = HTTP_STEPS;
 
 	if (!skb)
 		return HTTP_ERROR;
 	for (i = 0; i < HTTP_RUN_STEPS; i++) {
 		weir_http_scan(skb);
 		r = weir_http_edge(skb);
+		if (r == HTTP_LINE) {
+			/* Header lines taken whole while they can be; the first one that cannot be
+			 * (or the head's end) is the next run's. */
+			for (k = 0; k < HTTP_PLAIN_LINES; k++) {
+				if (!weir_http_hline(skb))
+					break;
+			}
+			r = HTTP_STEPS;
+			continue;
+		}
 		if (r == HTTP_FALLBACK)
 			r = weir_http_step(skb);
 		if (r == HTTP_STATUS) {
