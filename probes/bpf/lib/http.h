@@ -377,6 +377,22 @@ static __always_inline int load_buf(struct __sk_buff *skb, struct http_scratch *
 	return 0;
 }
 
+/* Where the next byte to parse (sc->off) is in the buffer, in *rel, and how many buffered bytes
+ * follow from there, in *avail (1 to HTTP_BUF); 0 when it is not buffered. */
+static __always_inline int buffered_at(const struct http_scratch *sc, __u32 *rel, __u32 *avail)
+{
+	__u32 off = sc->off, r;
+
+	if (off >= sc->end || off < sc->buf_start)
+		return 0;
+	r = off - sc->buf_start;
+	if (r >= sc->buf_len || r >= HTTP_BUF)
+		return 0;
+	*rel = r;
+	*avail = sc->buf_len - r;
+	return 1;
+}
+
 /* The DFA `d` from *state over b[0, avail) up to a space: the bytes taken, the state reached in
  * *state. (A pointer to the bytes and a 32-bit state: the loop's values then fit in registers,
  * none spilled to the stack.) */
@@ -828,12 +844,8 @@ __attribute__((noinline)) int weir_http_scan(struct __sk_buff *skb)
 	ps = sc->response ? &sc->conn.resp : &sc->conn.req;
 	phase = ps->phase;
 	off = sc->off;
-	if (off >= sc->end || off < sc->buf_start)
+	if (!buffered_at(sc, &rel, &avail))
 		return 0;
-	rel = off - sc->buf_start;
-	if (rel >= sc->buf_len || rel >= HTTP_BUF)
-		return 0;
-	avail = sc->buf_len - rel;
 	room = ps->head_len < WEIR_HTTP_MAX_HEAD - 1 ? WEIR_HTTP_MAX_HEAD - 1 - ps->head_len : 0;
 	if (avail > room)
 		avail = room;
@@ -961,12 +973,8 @@ __attribute__((noinline)) int weir_http_hvalue(struct __sk_buff *skb)
 		return 0;
 	ps = &sc->conn.req;
 	off = sc->off;
-	if (off >= sc->end || off < sc->buf_start)
+	if (!buffered_at(sc, &rel, &avail))
 		return 0;
-	rel = off - sc->buf_start;
-	if (rel >= sc->buf_len || rel >= HTTP_BUF)
-		return 0;
-	avail = sc->buf_len - rel;
 	b = sc->buf + rel;
 	start = sc->line_value;
 	host = sc->line_host;
@@ -1042,14 +1050,8 @@ __attribute__((noinline)) int weir_http_hline(struct __sk_buff *skb)
 	/* Declined unless taken (weir_http_edge then takes the line's first byte). A whole line is
 	 * at most the buffer: one taken below the limit keeps the head below it. */
 	sc->line_declined = off + 1;
-	if (ps->head_len > WEIR_HTTP_MAX_HEAD - 1 - HTTP_BUF)
+	if (ps->head_len > WEIR_HTTP_MAX_HEAD - 1 - HTTP_BUF || !buffered_at(sc, &rel, &avail))
 		return 0;
-	if (off >= sc->end || off < sc->buf_start)
-		return 0;
-	rel = off - sc->buf_start;
-	if (rel >= sc->buf_len || rel >= HTTP_BUF)
-		return 0;
-	avail = sc->buf_len - rel;
 	b = sc->buf + rel;
 	d = set_dfa(sc, WEIR_DFA_NAME);
 	if (!d)
