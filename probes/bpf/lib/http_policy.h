@@ -697,6 +697,9 @@ __attribute__((noinline)) int weir_http_claim(const struct weir_ct_key *key, __u
 			pick = idx;
 		}
 	}
+	/* No live slot seen either (every free one was taken by another CPU meanwhile): none. */
+	if (soonest == ~0ULL)
+		return 0;
 	idx = pick;
 	s = bpf_map_lookup_elem(&weir_http_conn, &idx);
 	if (!s)
