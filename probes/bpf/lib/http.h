@@ -332,6 +332,19 @@ static __always_inline void start_response(struct weir_http_parser *ps)
 	ps->flags &= WEIR_HP_SYNCED;
 }
 
+/* Appends a byte to the captured Host, while it fits (its length leaves out trailing OWS). */
+static __always_inline void host_put(struct http_scratch *sc, __u8 c)
+{
+	__u8 n = sc->conn.host_raw;
+
+	if (n < WEIR_HTTP_HOST_CAP) {
+		sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
+		sc->conn.host_raw = n + 1;
+		if (c != ' ' && c != '\t')
+			sc->conn.host_len = n + 1;
+	}
+}
+
 /* One byte of a header value (phase HP_VALUE): the value DFA, the number a Content-Length
  * would hold, and the captures (flow headers, Host). */
 static __always_inline void value_byte(struct http_scratch *sc, struct weir_http_parser *ps,
@@ -349,16 +362,8 @@ static __always_inline void value_byte(struct http_scratch *sc, struct weir_http
 	 * is still reported, and must not carry forged marks. */
 	if ((ps->flags & WEIR_HP_CAPTURE) && is_value_byte(c))
 		hdr_put(sc, c);
-	if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST))) {
-		__u8 n = sc->conn.host_raw;
-
-		if (n < WEIR_HTTP_HOST_CAP) {
-			sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
-			sc->conn.host_raw = n + 1;
-			if (c != ' ' && c != '\t')
-				sc->conn.host_len = n + 1;
-		}
-	}
+	if (!sc->response && (ps->slots & (1u << WEIR_HTTP_SLOT_HOST)))
+		host_put(sc, c);
 }
 
 /* Buffers the payload from `off` (up to HTTP_BUF bytes; off < sc->end). */
@@ -980,7 +985,7 @@ __attribute__((noinline)) int weir_http_hvalue(struct __sk_buff *skb)
 	host = sc->line_host;
 	for (i = 0; i < HTTP_LINE_BYTES; i++) {
 		__u32 k = start + i;
-		__u8 c, n;
+		__u8 c;
 
 		if (k >= avail)
 			break;
@@ -1002,15 +1007,9 @@ __attribute__((noinline)) int weir_http_hvalue(struct __sk_buff *skb)
 			continue;
 		/* The Host from its first non-OWS byte, as value_byte captures it (the counts in
 		 * memory, not in registers: the verifier would follow each count apart). */
-		n = sc->conn.host_raw;
-		if (n == 0 && (c == ' ' || c == '\t'))
+		if (sc->conn.host_raw == 0 && (c == ' ' || c == '\t'))
 			continue;
-		if (n < WEIR_HTTP_HOST_CAP) {
-			sc->conn.host[n & (WEIR_HTTP_HOST_CAP - 1)] = c;
-			sc->conn.host_raw = n + 1;
-			if (c != ' ' && c != '\t')
-				sc->conn.host_len = n + 1;
-		}
+		host_put(sc, c);
 	}
 	/* Declined: the general path captures the Host again, from its start. */
 	if (host) {
