@@ -262,6 +262,14 @@ if [ "$PAIRS" -gt 0 ]; then
 	esac
 	echo "| pair | order | none (req/s) | $label (req/s) | weir / none |"
 	echo "|---|---|---|---|---|"
+	# Before (on) and after (off) a pair's "weir" run, as BENCH_PAIRS_WEIR asks.
+	pair_weir() {
+		case $PAIRS_WEIR.$1 in
+		enforced.*) weir_policy "$1" ;;
+		stopped.on) weir_policy on; kill -STOP "$AGENT_PID" ;;
+		stopped.off) kill -CONT "$AGENT_PID"; weir_policy off ;;
+		esac
+	}
 	ratios=()
 	sum_none=0
 	sum_weir=0
@@ -270,11 +278,9 @@ if [ "$PAIRS" -gt 0 ]; then
 		[ $((pair % 2)) = 0 ] && order="weir none"
 		declare -A PR=()
 		for path in $order; do
-			if [ "$path" = weir ] && [ "$PAIRS_WEIR" != control ]; then weir_policy on; fi
-			if [ "$path" = weir ] && [ "$PAIRS_WEIR" = stopped ]; then kill -STOP "$AGENT_PID"; fi
+			[ "$path" = weir ] && pair_weir on
 			read -r _ _ rps < <(SECONDS_PER_RUN=$PAIR_SECONDS run_wrk 8081 "$CONNS")
-			if [ "$path" = weir ] && [ "$PAIRS_WEIR" = stopped ]; then kill -CONT "$AGENT_PID"; fi
-			if [ "$path" = weir ] && [ "$PAIRS_WEIR" != control ]; then weir_policy off; fi
+			[ "$path" = weir ] && pair_weir off
 			PR[$path]=$rps
 		done
 		ratio=$(awk -v w="${PR[weir]}" -v n="${PR[none]}" 'BEGIN { printf "%.1f", 100 * w / n }')
