@@ -357,6 +357,7 @@ fn l7_decision(pass: &mut SchedClassifier) {
             per(weir) / per(empty)
         );
     }
+    floors(&cases[3].2, &cases[4].2, &only);
     if !"response".contains(only.as_str()) {
         return;
     }
@@ -389,6 +390,52 @@ fn l7_decision(pass: &mut SchedClassifier) {
         per(weir),
         per(weir) / per(empty)
     );
+}
+
+/// The kernel's floors under two of the cases, as rows of the same table: cloning the denied
+/// request's segment into its device's ingress (the helper a denial's answer costs, with no
+/// parse, decision or rewrite), and loading each byte of the 1 KB path's segment once (what any
+/// matcher that reads byte by byte must do at least).
+fn floors(denied: &[u8], long: &[u8], only: &str) {
+    let mut floor = aya::Ebpf::load(weir_probes::BPF_EMPTY).unwrap();
+    for (prog, what, payload) in [
+        ("pass", "", denied),
+        (
+            "clone_ingress",
+            "floor: the denied segment cloned to ingress",
+            denied,
+        ),
+        (
+            "read_bytes",
+            "floor: each byte of the 1 KB path's segment read",
+            long,
+        ),
+    ] {
+        let p: &mut SchedClassifier = floor.program_mut(prog).unwrap().try_into().unwrap();
+        p.load().unwrap();
+        if what.is_empty() || !what.contains(only) {
+            continue;
+        }
+        let (client, server) = (ip(FRONTEND), ip(USERS));
+        let frame = testrun::tcp_segment(client, server, 1024, HTTP_PORT, 0x18, 1001, 1, payload);
+        let (mut cost, mut empty) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..NEW_CONNECTIONS {
+            let p: &mut SchedClassifier = floor.program_mut(prog).unwrap().try_into().unwrap();
+            let (ret, d) = testrun::run(p, &frame, 0, 1).unwrap();
+            assert_eq!(ret, TC_ACT_OK, "{what}");
+            cost += d;
+            let pass: &mut SchedClassifier = floor.program_mut("pass").unwrap().try_into().unwrap();
+            empty += testrun::run(pass, &frame, 0, 1).unwrap().1;
+        }
+        let per = |d: Duration| d.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
+        println!(
+            "| {what} | {} | {:.1} | {:.1} | {:.2}× |",
+            payload.len(),
+            per(empty),
+            per(cost),
+            per(cost) / per(empty)
+        );
+    }
 }
 
 /// HTTP records per second from ring buffer to stored flow: keep-alive connections (as wrk's),

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Utility programs: `pass` passes every packet (the baseline of the datapath benchmarks);
- * `read_jiffies`, run with BPF_PROG_TEST_RUN, stores the kernel's jiffies, the clock of
- * connection tracking, for the agent (measuring HZ, expiring connections). */
+ * `clone_ingress` and `read_bytes` are the benchmarks' floors: the least that answering a
+ * packet, or reading every byte of one, costs a TC program on this kernel; `read_jiffies`, run
+ * with BPF_PROG_TEST_RUN, stores the kernel's jiffies, the clock of connection tracking, for
+ * the agent (measuring HZ, expiring connections). */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -12,6 +14,35 @@ SEC("classifier")
 int pass(struct __sk_buff *skb)
 {
 	return TC_ACT_OK;
+}
+
+/* A copy of the packet into its device's ingress, as a denial's answer is sent
+ * (http_policy.h), and nothing else. */
+SEC("classifier")
+int clone_ingress(struct __sk_buff *skb)
+{
+	bpf_clone_redirect(skb, skb->ifindex, BPF_F_INGRESS);
+	return TC_ACT_OK;
+}
+
+/* Every byte of the packet's first 2 KiB loaded once, straight from the packet, and summed:
+ * the least that any matcher reading byte by byte must do. The sum decides the verdict, so
+ * the loads stay. */
+#define READ_BYTES_MAX 2048
+
+SEC("classifier")
+int read_bytes(struct __sk_buff *skb)
+{
+	const __u8 *data = (const __u8 *)(long)skb->data;
+	const __u8 *end = (const __u8 *)(long)skb->data_end;
+	__u32 sum = 0, i;
+
+	for (i = 0; i < READ_BYTES_MAX; i++) {
+		if (data + i + 1 > end)
+			break;
+		sum += data[i];
+	}
+	return sum == 0xffffffff ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 struct {

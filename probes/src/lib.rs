@@ -10,8 +10,10 @@ pub mod abi;
 /// `from_netdev` (node devices) and every `weir_*` map (docs/maps.md).
 pub static BPF_LXC: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
 
-/// Utility programs: `pass` passes every packet (the benchmarks' baseline); `read_jiffies`
-/// stores the kernel's jiffies in map `weir_jiffies` when test-run.
+/// Utility programs: `pass` passes every packet (the benchmarks' baseline); `clone_ingress` and
+/// `read_bytes` are the benchmarks' floors (a packet cloned into its device's ingress; every
+/// byte loaded once); `read_jiffies` stores the kernel's jiffies in map `weir_jiffies` when
+/// test-run.
 pub static BPF_EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_empty.o"));
 
 /// Names of the programs in [`BPF_LXC`].
