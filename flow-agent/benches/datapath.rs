@@ -398,8 +398,11 @@ fn l7_decision(pass: &mut SchedClassifier) {
 /// matcher that reads byte by byte must do at least).
 fn floors(denied: &[u8], long: &[u8], only: &str) {
     let mut floor = aya::Ebpf::load(weir_probes::BPF_EMPTY).unwrap();
-    for (prog, what, payload) in [
-        ("pass", "", denied),
+    for name in ["pass", "clone_ingress", "read_bytes"] {
+        let p: &mut SchedClassifier = floor.program_mut(name).unwrap().try_into().unwrap();
+        p.load().unwrap();
+    }
+    let cases = [
         (
             "clone_ingress",
             "floor: the denied segment cloned to ingress",
@@ -407,20 +410,19 @@ fn floors(denied: &[u8], long: &[u8], only: &str) {
         ),
         (
             "read_bytes",
-            "floor: each byte of the 1 KB path's segment read",
+            "floor: each byte of the 1 KB path's request read",
             long,
         ),
-    ] {
-        let p: &mut SchedClassifier = floor.program_mut(prog).unwrap().try_into().unwrap();
-        p.load().unwrap();
-        if what.is_empty() || !what.contains(only) {
+    ];
+    for (name, what, payload) in cases {
+        if !what.contains(only) {
             continue;
         }
         let (client, server) = (ip(FRONTEND), ip(USERS));
         let frame = testrun::tcp_segment(client, server, 1024, HTTP_PORT, 0x18, 1001, 1, payload);
         let (mut cost, mut empty) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..NEW_CONNECTIONS {
-            let p: &mut SchedClassifier = floor.program_mut(prog).unwrap().try_into().unwrap();
+            let p: &mut SchedClassifier = floor.program_mut(name).unwrap().try_into().unwrap();
             let (ret, d) = testrun::run(p, &frame, 0, 1).unwrap();
             assert_eq!(ret, TC_ACT_OK, "{what}");
             cost += d;

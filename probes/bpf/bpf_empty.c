@@ -25,15 +25,16 @@ int clone_ingress(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
-/* Every byte of the packet's first 2 KiB loaded once, straight from the packet, and summed:
- * the least that any matcher reading byte by byte must do. The sum decides the verdict, so
- * the loads stay. */
+/* Every byte of the payload of an IPv4 TCP segment without options (from offset 54), up to
+ * 2 KiB, loaded once straight from the packet and summed: the least that any matcher reading a
+ * request byte by byte must do. The sum decides the verdict, so the loads stay. */
+#define READ_BYTES_FROM 54 /* Ethernet, IPv4 and TCP headers without options */
 #define READ_BYTES_MAX 2048
 
 SEC("classifier")
 int read_bytes(struct __sk_buff *skb)
 {
-	const __u8 *data = (const __u8 *)(long)skb->data;
+	const __u8 *data = (const __u8 *)(long)skb->data + READ_BYTES_FROM;
 	const __u8 *end = (const __u8 *)(long)skb->data_end;
 	__u32 sum = 0, i;
 
