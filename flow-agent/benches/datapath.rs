@@ -5,7 +5,8 @@
 //!    established packet, a new allowed connection and a new denied one, next to an empty TC
 //!    program in the same run.
 //! 2. The cost of an HTTP request segment on a connection with HTTP rules (allowed, denied, a
-//!    long path), next to the empty program.
+//!    long path), next to the empty program, and the kernel's floors under the denial and the
+//!    long path (a packet cloned, each byte read: `bpf_empty.c`).
 //! 3. The agent's event pipeline on one core: ring buffer → decode → enrich → flow store, for
 //!    trace events and for HTTP records.
 
