@@ -349,16 +349,10 @@ fn l7_decision(pass: &mut SchedClassifier) {
             }
         }
         events.drain();
-        let per = |d: Duration| d.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
-        println!(
-            "| {name} | {} | {:.1} | {:.1} | {:.2}× |",
-            payload.len(),
-            per(empty),
-            per(weir),
-            per(weir) / per(empty)
-        );
+        l7_row(name, payload.len(), weir, empty);
     }
-    floors(&cases[3].2, &cases[4].2, &only);
+    let payload = |case: &str| &cases.iter().find(|c| c.0.starts_with(case)).unwrap().2;
+    floors(payload("DELETE denied"), payload("GET, 1 KB path"), &only);
     if !"response".contains(only.as_str()) {
         return;
     }
@@ -383,10 +377,19 @@ fn l7_decision(pass: &mut SchedClassifier) {
         }
     }
     events.drain();
+    l7_row(
+        "response to GET allowed (nginx's head)",
+        response.len(),
+        weir,
+        empty,
+    );
+}
+
+/// A row of the L7 table: the totals of NEW_CONNECTIONS single runs, per run, and their ratio.
+fn l7_row(case: &str, bytes: usize, weir: Duration, empty: Duration) {
     let per = |d: Duration| d.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
     println!(
-        "| response to GET allowed (nginx's head) | {} | {:.1} | {:.1} | {:.2}× |",
-        response.len(),
+        "| {case} | {bytes} | {:.1} | {:.1} | {:.2}× |",
         per(empty),
         per(weir),
         per(weir) / per(empty)
@@ -395,8 +398,8 @@ fn l7_decision(pass: &mut SchedClassifier) {
 
 /// The kernel's floors under two of the cases, as rows of the same table: cloning the denied
 /// request's segment into its device's ingress (the helper a denial's answer costs, with no
-/// parse, decision or rewrite), and loading each byte of the 1 KB path's segment once (what any
-/// matcher that reads byte by byte must do at least).
+/// parse, decision or rewrite), and loading each byte of the 1 KB path's request (the segment's
+/// payload) once (what any matcher that reads byte by byte must do at least).
 fn floors(denied: &[u8], long: &[u8], only: &str) {
     let mut floor = aya::Ebpf::load(weir_probes::BPF_EMPTY).unwrap();
     for name in ["pass", "clone_ingress", "read_bytes"] {
@@ -430,14 +433,7 @@ fn floors(denied: &[u8], long: &[u8], only: &str) {
             let pass: &mut SchedClassifier = floor.program_mut("pass").unwrap().try_into().unwrap();
             empty += testrun::run(pass, &frame, 0, 1).unwrap().1;
         }
-        let per = |d: Duration| d.as_nanos() as f64 / f64::from(NEW_CONNECTIONS);
-        println!(
-            "| {what} | {} | {:.1} | {:.1} | {:.2}× |",
-            payload.len(),
-            per(empty),
-            per(cost),
-            per(cost) / per(empty)
-        );
+        l7_row(what, payload.len(), cost, empty);
     }
 }
 

@@ -11,8 +11,8 @@ pub mod abi;
 pub static BPF_LXC: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_lxc.o"));
 
 /// Utility programs: `pass` passes every packet (the benchmarks' baseline); `clone_ingress` and
-/// `read_bytes` are the benchmarks' floors (a packet cloned into its device's ingress; every
-/// byte loaded once); `read_jiffies` stores the kernel's jiffies in map `weir_jiffies` when
+/// `read_bytes` are the benchmarks' floors (a packet cloned into its device's ingress; each byte
+/// of a TCP segment's payload loaded once); `read_jiffies` stores the kernel's jiffies in map `weir_jiffies` when
 /// test-run.
 pub static BPF_EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bpf_empty.o"));
 
